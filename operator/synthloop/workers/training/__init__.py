@@ -1,0 +1,1 @@
+"""Shared training helpers: data, schedules, losses, checkpoints, distributed setup."""
