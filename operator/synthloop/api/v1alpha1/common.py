@@ -1,0 +1,238 @@
+"""Types shared by all four kinds: references, resources, gates, conditions, status.
+
+These pydantic models are the single source of truth for the CRDs (``synthloop crds``
+generates ``crds/`` from them). Field descriptions are what ``kubectl explain`` shows.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+GROUP = "synthloop.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KINDS = ("PretrainJob", "SynthRound", "RewardTrain", "AlignJob")
+Kind = Literal["PretrainJob", "SynthRound", "RewardTrain", "AlignJob"]
+
+ConditionType = Literal["InputsReady", "Running", "Evaluated", "Promoted", "Failed"]
+Phase = Literal[
+    "Pending", "WaitingForInputs", "Running", "Evaluating", "Succeeded", "Promoted", "Rejected", "Failed"
+]
+DNS_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+def cel(rule: str, message: str) -> dict[str, str]:
+    """One ``x-kubernetes-validations`` entry (a CEL rule checked by the apiserver)."""
+    return {"rule": rule, "message": message}
+
+
+class Model(BaseModel):
+    """Base: camelCase on the wire, snake_case in Python, unknown fields rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", use_enum_values=True
+    )
+
+    def wire(self) -> dict[str, Any]:
+        """The camelCase dict a CR holds (defaults included, unset optionals left out)."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+    @model_validator(mode="after")
+    def _cel_rules(self) -> Model:
+        """Enforce this type's CEL rules in Python too, so a bad spec fails before it is applied.
+
+        The rule text is the one in the CRD (``x-kubernetes-validations``): one source, two
+        enforcers (the apiserver at admission, pydantic in the CLI, tests and the operator).
+        """
+        rules = _rules_of(type(self))
+        if rules:
+            data = self.wire()
+            for rule, message, program in rules:
+                if not _evaluate(program, data):
+                    raise ValueError(f"{message} (rule: {rule})")
+        return self
+
+
+@cache
+def _rules_of(cls: type[BaseModel]) -> tuple[tuple[str, str, Any], ...]:
+    extra = cls.model_config.get("json_schema_extra")
+    entries = extra.get("x-kubernetes-validations", []) if isinstance(extra, dict) else []
+    if not entries:
+        return ()
+    import celpy  # light, pure Python; imported only by types that carry rules
+
+    env = celpy.Environment()
+    return tuple(
+        (e["rule"], e["message"], env.program(env.compile(e["rule"]))) for e in entries  # type: ignore[index]
+    )
+
+
+def _evaluate(program: Any, data: dict[str, Any]) -> bool:
+    import celpy
+
+    result = program.evaluate({"self": celpy.json_to_cel(data)})
+    if isinstance(result, Exception):
+        raise ValueError(f"CEL evaluation failed: {result}")
+    return bool(result)
+
+
+class ObjectRef(Model):
+    """A synthloop object in the same namespace whose output this one consumes."""
+
+    kind: Kind = Field(description="Kind of the producer: PretrainJob, SynthRound, RewardTrain or AlignJob.")
+    name: str = Field(description="Name of the producer in this namespace.", pattern=DNS_NAME, max_length=63)
+
+
+class Source(Model):
+    """Where an input comes from. Exactly one of fromRef, promoted, uri."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "[has(self.fromRef), has(self.promoted), has(self.uri)].filter(x, x).size() == 1",
+                    "exactly one of fromRef, promoted or uri must be set",
+                )
+            ]
+        }
+    )
+
+    from_ref: ObjectRef | None = Field(
+        default=None, description="Wait until this producer has Succeeded and use its output."
+    )
+    promoted: str | None = Field(
+        default=None,
+        description="Wait until a model was promoted under this name and use it (weak-to-strong).",
+        pattern=DNS_NAME,
+        max_length=63,
+    )
+    uri: str | None = Field(
+        default=None,
+        description="An artifact that exists outside the loop, e.g. s3://synthloop/models/mixtral-8x7b/.",
+        pattern=r"^(s3|file)://.+",
+    )
+
+
+class Resources(Model):
+    """Hardware for the run's pods. Profiles (labels, tolerations, GPUs) live in operator config."""
+
+    profile: str = Field(default="dgx-h100", description="Hardware profile name from the operator config.")
+    nodes: int = Field(default=1, ge=1, le=4096, description="Number of nodes; one pod per node.")
+    gpus_per_node: int = Field(default=8, ge=0, le=8, description="GPUs requested per pod (nvidia.com/gpu).")
+    queue: str | None = Field(
+        default=None,
+        description="Kueue LocalQueue name; the Job is created suspended for gang admission.",
+    )
+    priority_class_name: str | None = Field(default=None, description="PriorityClass of the pods.")
+    rdma: bool = Field(default=False, description="Request the profile's RDMA resource and NCCL IB settings.")
+    image: str | None = Field(default=None, description="Override the worker image for this run.")
+
+
+class Gate(Model):
+    """One promotion gate, checked against the evaluation's metrics."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.min) || has(self.maxRegression) || (has(self.mustBeatParent) && self.mustBeatParent)",
+                    "a gate needs min, maxRegression or mustBeatParent",
+                ),
+                cel(
+                    "!has(self.maxRegression) || has(self.baseline)",
+                    "maxRegression needs a baseline to compare against",
+                ),
+            ]
+        }
+    )
+
+    metric: str = Field(description="Metric name from the evaluation, e.g. ifeval.prompt_strict or mc.arithmetic.acc.")
+    min: float | None = Field(default=None, description="Absolute bound: metric >= min.")
+    max_regression: float | None = Field(
+        default=None, ge=0, description="The metric may fall at most this much below the baseline's."
+    )
+    baseline: Source | None = Field(default=None, description="The model whose metric maxRegression compares to.")
+    must_beat_parent: bool | None = Field(
+        default=None, description="The metric must be strictly greater than the parent model's."
+    )
+
+
+class EvalSuite(Model):
+    """One evaluation: multiple-choice log-likelihood, IFEval-style, or reward-model win rate."""
+
+    type: Literal["multipleChoice", "ifeval", "rewardWinRate", "preferenceAccuracy"] = Field(
+        description="multipleChoice (k-shot log-likelihood), ifeval (verifiable instructions), "
+        "rewardWinRate (against the parent) or preferenceAccuracy (reward models)."
+    )
+    tasks: list[str] = Field(
+        default_factory=list,
+        description="Built-in task names or s3:// JSONL task files (multipleChoice, ifeval).",
+    )
+    k_shot: int = Field(default=0, ge=0, le=25, description="Few-shot examples per question.")
+    limit: int | None = Field(default=None, ge=1, description="Evaluate at most this many samples per task.")
+
+
+class Evaluation(Model):
+    """The evaluation that runs after training and the gates that decide promotion."""
+
+    suites: list[EvalSuite] = Field(default_factory=list, description="Evaluations to run.")
+    gates: list[Gate] = Field(default_factory=list, description="All must pass for promotion.")
+
+
+class Promotion(Model):
+    """Promote the trained model under a name when every gate passes."""
+
+    name: str = Field(description="Name later rounds use as `promoted: <name>`.", pattern=DNS_NAME, max_length=63)
+
+
+class Condition(Model):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str = ""
+    observed_generation: int = 0
+
+
+class Output(Model):
+    name: str
+    uri: str
+    sha256: str = ""
+    size: int = 0
+
+
+class Status(Model):
+    """What the operator observed. Written once per pass, only when it changed."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    phase: Phase | None = Field(default=None, description="Summary for printer columns; conditions are authoritative.")
+    stage: str | None = Field(default=None, description="The stage running now (e.g. shards, merge, sft, dpo, eval).")
+    progress: str | None = Field(default=None, description="Human-readable progress, e.g. 3/4 shards or 120/400 steps.")
+    key_metric: str | None = Field(default=None, description="The first gate's metric and value, for printer columns.")
+    promoted_as: str | None = Field(default=None, description="The promotion name when promoted.")
+    run_id: str | None = Field(default=None, description="The uid the run's artifacts are written under.")
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    outputs: list[Output] = Field(default_factory=list, description="Artifacts produced, with sha256 and size.")
+    inputs: list[Output] = Field(default_factory=list, description="Artifacts consumed, resolved from references.")
+    metrics: dict[str, float] = Field(default_factory=dict, description="Evaluation metrics.")
+    counts: dict[str, int] = Field(default_factory=dict, description="Counters reported by the workers.")
+    attempts: int = Field(default=0, description="Job attempts so far (retries included).")
+    started_at: str | None = None
+    finished_at: str | None = None
+    gpu_hours: float = Field(default=0.0, description="GPU-hours consumed: pods x GPUs x wall time.")
+
+
+class CommonSpec(Model):
+    """Fields every kind has."""
+
+    resources: Resources = Field(default_factory=Resources, description="Where the pods run.")
+    backoff_limit: int = Field(default=2, ge=0, le=20, description="Retries of a failed pod before the run fails.")
+    keep_artifacts: bool = Field(
+        default=True, description="Keep MinIO artifacts when the object is deleted (default true)."
+    )
