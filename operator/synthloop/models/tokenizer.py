@@ -51,7 +51,15 @@ def train_tokenizer(texts: Iterable[str], *, vocab_size: int) -> PreTrainedToken
     minimum = len(SPECIAL_TOKENS) + len(_ALPHABET) + 1
     if vocab_size < minimum:
         raise ValueError(f"vocab_size={vocab_size}: expected at least {minimum} (specials + alphabet)")
+    from tokenizers import pre_tokenizers
+
     sp = SentencePieceBPETokenizer(unk_token=UNK, add_prefix_space=False)
+    # Words also end at a newline, so no token spans "Assistant\n" and the answer after it:
+    # the loss mask of a turn then starts exactly at a token boundary.
+    sp._tokenizer.pre_tokenizer = pre_tokenizers.Sequence([  # noqa: SLF001
+        pre_tokenizers.Split("\n", behavior="merged_with_previous"),
+        sp._tokenizer.pre_tokenizer,  # noqa: SLF001
+    ])
     sp.train_from_iterator(
         iter(texts),
         vocab_size=vocab_size,
