@@ -1,0 +1,66 @@
+# synthloop developer entry points. `make help` lists them.
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+PYTEST ?= $(PYTHON) -m pytest
+SYNTHLOOP ?= $(PYTHON) -m synthloop.cli
+KIND_CLUSTER ?= synthloop
+
+.PHONY: help install crds verify lint typecheck test test-unit test-integration test-e2e demo \
+        local-build local-up local-down report bench kind-up kind-test
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+install:  ## install synthloop with the CPU training extras and dev tools into $(PYTHON)
+	$(PIP) install -q -e '.[train,report,dev]'
+
+crds:  ## regenerate crds/ from the pydantic models
+	$(SYNTHLOOP) crds --out crds
+
+verify:  ## fail if crds/ differs from what the models generate
+	$(SYNTHLOOP) crds --out crds --check
+
+lint:  ## ruff
+	$(PYTHON) -m ruff check operator tests bench
+
+typecheck:  ## mypy strict on the operator side
+	$(PYTHON) -m mypy
+
+local-build:  ## build (or reuse) the pinned Kubernetes, etcd, KWOK and MinIO binaries
+	$(SYNTHLOOP) local build
+
+local-up: local-build  ## start the embedded cluster (etcd, apiserver, controllers, scheduler, MinIO, nodes)
+	$(SYNTHLOOP) local up
+
+local-down:  ## stop exactly what local-up started
+	$(SYNTHLOOP) local down
+
+test: verify  ## every test tier: unit, integration (real local cluster) and e2e
+	$(PYTEST) -q -m "unit or integration or e2e" tests
+
+test-unit:  ## fast tests, no cluster
+	$(PYTEST) -q -m unit tests
+
+test-integration: local-build  ## tests against the real local cluster
+	$(PYTEST) -q -m integration tests
+
+test-e2e: local-build  ## the weak-to-strong loop end to end
+	$(PYTEST) -q -m e2e tests
+
+demo: install local-build  ## run the two-iteration weak-to-strong loop on the embedded default
+	$(PYTHON) -m synthloop.demo
+
+report:  ## write the HTML report of the loop in the current cluster to ./report/
+	$(SYNTHLOOP) report --out report
+
+bench:  ## CPU benchmarks (ratios against baselines measured in the same run)
+	$(PYTHON) bench/train_throughput.py
+	$(PYTHON) bench/synth_throughput.py
+
+kind-up:  ## (needs Docker) a kind cluster whose workers look like DGX H100 nodes
+	kind create cluster --name $(KIND_CLUSTER) --config kind-config.yaml
+	kubectl apply -k crds
+
+kind-test:  ## (needs Docker) run the integration tests against the kind cluster
+	SYNTHLOOP_TEST_KUBECONFIG=$$(kind get kubeconfig-path --name $(KIND_CLUSTER) 2>/dev/null || echo $$HOME/.kube/config) \
+	  $(PYTEST) -q -m integration tests
