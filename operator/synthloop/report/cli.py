@@ -14,11 +14,13 @@ from synthloop.report.model import LoopReport, build_report
 from synthloop.report.plot import render_png
 
 
-def fetch_objects(namespace: str, *, kubectl: str = "kubectl") -> list[dict[str, Any]]:
+def fetch_objects(
+    namespace: str, *, kubectl: str = "kubectl", env: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """All synthloop objects of a namespace, through kubectl (so any kubeconfig works)."""
     kinds = ",".join(f"{plural}.{GROUP}" for plural in PLURALS.values())
     out = subprocess.run([kubectl, "get", kinds, "-n", namespace, "-o", "json"],
-                         check=True, capture_output=True, text=True).stdout
+                         check=True, capture_output=True, text=True, env=env).stdout
     return list(json.loads(out).get("items", []))
 
 

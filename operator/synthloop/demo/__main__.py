@@ -1,0 +1,170 @@
+"""`make demo` / `python -m synthloop.demo`: run the weak-to-strong loop and report it.
+
+Steps: start (or reuse) the embedded cluster without KWOK nodes, so every pod really runs on a
+process node; install the CRDs; seed the outside-the-loop datasets; start the operator with a
+profile that pins GPU work to the process-backed DGX node; apply ``examples/loop/`` all at once;
+follow it; print a summary and write the HTML report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from synthloop.demo.follow import TERMINAL, follow, summary_table
+from synthloop.report.cli import fetch_objects, write_report
+from synthloop.report.model import build_report
+
+ROOT = Path(__file__).resolve().parents[3]
+NAMESPACE = "synthloop-demo"
+SECRET = "synthloop-minio"
+
+
+def sh(*cmd: str, env: dict[str, str], check: bool = True, input: str | None = None) -> str:
+    proc = subprocess.run(list(cmd), env=env, capture_output=True, text=True, input=input)
+    if check and proc.returncode != 0:
+        raise SystemExit(f"$ {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
+    return proc.stdout
+
+
+def local_env() -> dict[str, str]:
+    """The environment `synthloop local env` describes (KUBECONFIG, PATH, MinIO settings)."""
+    out = sh(sys.executable, "-m", "synthloop.cli", "local", "env", env=dict(os.environ))
+    env = dict(os.environ)
+    for line in out.splitlines():
+        if line.startswith("export ") and "=" in line:
+            key, _, value = line.removeprefix("export ").partition("=")
+            env[key] = os.path.expandvars(value.strip().strip("'\""))
+    return env
+
+
+def demo_profiles(*, node: str) -> dict[str, Any]:
+    """The DGX profile, pinned to the process-backed node so every pod really runs."""
+    return {
+        "default": "dgx-h100",
+        "profiles": {
+            "dgx-h100": {
+                "description": "DGX H100 labels, pinned to the process-backed node of synthloop local",
+                "nodeSelector": {
+                    "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
+                    "nvidia.com/gpu.count": "8",
+                    "kubernetes.io/hostname": node,
+                },
+                "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                "gpusPerNode": 8,
+                "shmSize": "1Gi",
+                "env": {"OMP_NUM_THREADS": "2", "TOKENIZERS_PARALLELISM": "false"},
+            }
+        },
+    }
+
+
+def prepare_namespace(env: dict[str, str], namespace: str) -> None:
+    """Create the namespace and copy the MinIO credentials Secret the worker pods reference."""
+    manifest = sh("kubectl", "create", "namespace", namespace, "--dry-run=client", "-o", "yaml", env=env)
+    sh("kubectl", "apply", "-f", "-", env=env, input=manifest)
+    secret = yaml.safe_load(sh("kubectl", "get", "secret", SECRET, "-n", "synthloop-system", "-o", "yaml", env=env))
+    copy = {"apiVersion": "v1", "kind": "Secret", "type": secret.get("type", "Opaque"),
+            "metadata": {"name": SECRET, "namespace": namespace}, "data": secret["data"]}
+    sh("kubectl", "apply", "-f", "-", env=env, input=yaml.safe_dump(copy))
+
+
+class LoopEnd:
+    """Decides when the loop is over: every AlignJob ended, something Failed, or nothing moved.
+
+    A rejected iteration leaves the next one waiting for a promotion that never comes; that
+    is a correct end, recognised when no object is running and the picture is unchanged for
+    ``settle`` seconds (so a consumer that has not yet noticed its producer finished is not
+    mistaken for a stuck one).
+    """
+
+    def __init__(self, *, settle: float = 45.0) -> None:
+        self.settle = settle
+        self._last: tuple[tuple[str, str], ...] = ()
+        self._since = time.monotonic()
+
+    def __call__(self, objects: list[dict[str, Any]]) -> bool:
+        phases = tuple(sorted((o["metadata"]["name"], (o.get("status") or {}).get("phase") or "Pending")
+                              for o in objects))
+        if phases != self._last:
+            self._last, self._since = phases, time.monotonic()
+        values = [p for _, p in phases]
+        aligns = [(o.get("status") or {}).get("phase") for o in objects if o["kind"] == "AlignJob"]
+        if "Failed" in values or (aligns and all(p in TERMINAL for p in aligns)):
+            return True
+        idle = all(p in TERMINAL or p == "WaitingForInputs" for p in values)
+        return idle and "Rejected" in values and time.monotonic() - self._since > self.settle
+
+
+def run_loop(
+    env: dict[str, str], *, namespace: str, loop_dir: Path, timeout: float, home: Path,
+    echo: Any = print,
+) -> list[dict[str, Any]]:
+    """Install CRDs, seed data, run the operator, apply the loop and follow it to its end."""
+    sh("kubectl", "apply", "--server-side", "--field-manager=synthloop-demo", "-k", str(ROOT / "crds"), env=env)
+    sh("kubectl", "wait", "--for=condition=Established", "--timeout=60s",
+       *[f"crd/{p}.synthloop.io" for p in ("pretrainjobs", "synthrounds", "rewardtrains", "alignjobs")], env=env)
+    prepare_namespace(env, namespace)
+    from synthloop.artifacts.store import open_store
+    from synthloop.demo.seed import seed_datasets
+
+    bucket = env.get("SYNTHLOOP_BUCKET", "synthloop")
+    uris = seed_datasets(open_store(env=env), bucket=bucket)
+    echo(f"   seeded {', '.join(uris.values())}")
+
+    profiles = home / "local" / f"profiles-{namespace}.yaml"
+    profiles.parent.mkdir(parents=True, exist_ok=True)
+    profiles.write_text(yaml.safe_dump(demo_profiles(node="local-dgx-0"), sort_keys=False))
+    op_env = {**env, "SYNTHLOOP_PROFILES": str(profiles), "SYNTHLOOP_NAMESPACES": namespace,
+              "SYNTHLOOP_BUCKET": bucket}
+    log_path = home / "local" / "logs" / f"operator-{namespace}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        operator = subprocess.Popen([sys.executable, "-m", "synthloop.cli", "operator", "--liveness-port", "0"],
+                                    env=op_env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        echo(f"== applying {loop_dir} to namespace {namespace} (operator log: {log_path})")
+        sh("kubectl", "apply", "-n", namespace, "-f", str(loop_dir), env=env)
+        return follow(lambda: fetch_objects(namespace, env=env), done=LoopEnd(), timeout=timeout, echo=echo)
+    finally:
+        operator.terminate()
+        try:
+            operator.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            operator.kill()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m synthloop.demo", description=__doc__)
+    parser.add_argument("--loop", default=str(ROOT / "examples" / "loop"), help="folder of CRs to apply")
+    parser.add_argument("--namespace", default=NAMESPACE)
+    parser.add_argument("--out", default="report", help="where the HTML report goes")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the loop")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+
+    print("== embedded cluster (synthloop local)", flush=True)
+    status = subprocess.run([sys.executable, "-m", "synthloop.cli", "local", "status"], capture_output=True)
+    if status.returncode != 0:
+        subprocess.run([sys.executable, "-m", "synthloop.cli", "local", "up", "--kwok-nodes", "0"], check=True)
+    env = local_env()
+    home = Path(env.get("SYNTHLOOP_HOME", Path.home() / ".synthloop"))
+    objects = run_loop(env, namespace=args.namespace, loop_dir=Path(args.loop), timeout=args.timeout, home=home)
+
+    print("\n== summary")
+    print(summary_table(objects))
+    index = write_report(build_report(args.namespace, objects), Path(args.out))
+    print(f"\nreport: {index}   (wall time {time.monotonic() - started:.0f}s)")
+    failed = [o for o in objects if (o.get("status") or {}).get("phase") == "Failed"]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
