@@ -1,0 +1,185 @@
+"""What every training worker does around its loop: device, optimizer engine, logs, outputs.
+
+``Engine`` hides plain torch (one process, or DDP under torchrun) versus DeepSpeed so the
+workers have one loop: ``engine.backward(loss)`` per micro-batch, ``engine.step(lr)`` per
+global batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from synthloop.api.worker import WorkerConfig
+from synthloop.artifacts.manifest import ArtifactRef, Manifest, report_progress, write_manifest
+from synthloop.artifacts.store import ArtifactStore, ObjectInfo, sha256_file
+from synthloop.artifacts.uris import join
+from synthloop.workers.training.distributed import DistEnv, init_process_group
+
+#: Dense bf16 peak per device, for MFU. Override with SYNTHLOOP_PEAK_FLOPS.
+PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+
+
+def quiet_transformers() -> None:
+    """Progress bars and load reports are noise in pod logs."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def pick_device(env: DistEnv) -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda", env.local_rank)
+    return torch.device("cpu")
+
+
+def peak_flops(device: torch.device) -> float | None:
+    import os
+
+    if os.environ.get("SYNTHLOOP_PEAK_FLOPS"):
+        return float(os.environ["SYNTHLOOP_PEAK_FLOPS"])
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in PEAK_FLOPS.items() if k in name), None)
+
+
+def log(event: str, **fields: Any) -> None:
+    """One JSON line per event on stdout: what pod logs and tests read."""
+    print(json.dumps({"event": event, **fields}, default=str), file=sys.stdout, flush=True)
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Engine:
+    """Optimizer + gradient sync for one model; DeepSpeed when asked and possible."""
+
+    def __init__(
+        self, model: torch.nn.Module, *, lr: float, weight_decay: float, grad_clip: float,
+        env: DistEnv, ds_config: dict[str, Any] | None = None,
+    ) -> None:
+        self.env, self.grad_clip = env, grad_clip
+        self.distributed = init_process_group(env)
+        self.optimizer = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad], lr=lr,
+            weight_decay=weight_decay, betas=(0.9, 0.95), eps=1e-8,
+        )
+        self.ds_engine: Any = None
+        self.wrapped: torch.nn.Module = model
+        if ds_config is not None:
+            import deepspeed
+
+            self.ds_engine, self.optimizer, _, _ = deepspeed.initialize(
+                model=model, optimizer=self.optimizer, config=ds_config
+            )
+            self.wrapped = self.ds_engine
+        elif self.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            device_ids = [env.local_rank] if torch.cuda.is_available() else None
+            self.wrapped = DistributedDataParallel(model, device_ids=device_ids)
+        self.module = model
+
+    def __call__(self, **batch: Any) -> Any:
+        return self.wrapped(**batch)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        if self.ds_engine is not None:
+            self.ds_engine.backward(loss)
+        else:
+            loss.backward()
+
+    def step(self, lr: float) -> float:
+        """Apply the accumulated gradients at learning rate ``lr``; returns the grad norm."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        if self.ds_engine is not None:
+            self.ds_engine.step()
+            norm = self.ds_engine.get_global_grad_norm()
+            return float(norm) if norm is not None else 0.0
+        norm = torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(norm)
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self.optimizer.state_dict())
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state)
+
+
+class Run:
+    """One worker invocation's I/O: inputs fetched from the store, outputs and the manifest."""
+
+    def __init__(self, config: WorkerConfig, store: ArtifactStore, *, env: DistEnv) -> None:
+        self.config, self.store, self.env = config, store, env
+        self.inputs: list[ArtifactRef] = []
+        self.outputs: list[ArtifactRef] = []
+        self.started = time.monotonic()
+
+    def uri(self, *parts: str) -> str:
+        return join(self.config.output, *parts)
+
+    def fetch_text(self, role: str) -> str:
+        """Read a single-file input (JSONL), recording its sha256 as an input of the run."""
+        uri = self.config.input(role)
+        local = self.config.scratch() / "inputs" / role
+        self.store.get_file(uri, local)
+        self.inputs.append(ArtifactRef(uri=uri, sha256=sha256_file(local), size=local.stat().st_size,
+                                       role=role))
+        return local.read_text()
+
+    def fetch_model(self, role: str) -> Path:
+        from synthloop.models.io import fetch_model_dir
+
+        uri = self.config.input(role)
+        path = fetch_model_dir(uri, store=self.store, cache_dir=self.config.scratch() / "models")
+        weights = path / "model.safetensors"
+        digest = sha256_file(weights) if weights.is_file() else ""
+        self.inputs.append(ArtifactRef(uri=uri, sha256=digest, role=role))
+        return path
+
+    def add_outputs(self, infos: list[ObjectInfo], *, role: str) -> None:
+        self.outputs.extend(ArtifactRef.of(i, role=role) for i in infos)
+
+    def upload_model(self, local_dir: Path, *, name: str = "model", role: str = "model") -> str:
+        uri = self.uri(name) + "/"
+        self.add_outputs(self.store.upload_dir(local_dir, uri), role=role)
+        return uri
+
+    def progress(self, *, done: int, total: int, **extra: Any) -> None:
+        if self.env.is_main:
+            report_progress(self.store, self.config.output, task=self.config.task,
+                            index=self.config.shard_index, done=done, total=total, **extra)
+
+    def finish(self, *, metrics: dict[str, float], counts: dict[str, int], **extra: Any) -> None:
+        """Write ``metrics.json`` and then ``manifest.json`` — the manifest always last."""
+        if not self.env.is_main:
+            return
+        info = self.store.put_json(self.uri("metrics.json"), {"metrics": metrics, "counts": counts})
+        self.outputs.append(ArtifactRef.of(info, role="metrics"))
+        cfg = self.config
+        write_manifest(self.store, cfg.output, Manifest(
+            task=cfg.task, namespace=cfg.namespace, kind=cfg.kind, name=cfg.name, uid=cfg.uid,
+            inputs=self.inputs, outputs=self.outputs, metrics=metrics, counts=counts,
+            spec_hash=cfg.spec_hash, image=cfg.image,
+            extra={"wall_seconds": round(time.monotonic() - self.started, 3), **extra},
+        ))
+        log("finished", task=cfg.task, output=cfg.output, metrics=metrics, counts=counts)
+
+
+def params_hash(params: Any) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
