@@ -1,0 +1,173 @@
+"""`synthloop local build | up | down | status | env | logs`: the embedded default cluster."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from typing import Any
+
+from synthloop.local.options import ClusterOptions, PORT_FIELDS
+
+
+def register(subparsers: Any) -> None:
+    local = subparsers.add_parser(
+        "local",
+        help="a real Kubernetes control plane, MinIO and DGX-like nodes as local processes",
+        description=__doc__,
+    )
+    sub = local.add_subparsers(dest="local_command", required=True, metavar="SUBCOMMAND")
+
+    build = sub.add_parser("build", help="build (or verify) the pinned binaries into $SYNTHLOOP_HOME/bin")
+    build.add_argument("components", nargs="*", help="only these (default: all)")
+    build.add_argument("--force", action="store_true", help="rebuild even if the cache is intact")
+    build.add_argument("--jobs", type=int, default=2, help="go build -p (default 2)")
+    build.set_defaults(func=cmd_build)
+
+    up = sub.add_parser("up", help="start the cluster (building missing binaries first)")
+    defaults = ClusterOptions()
+    for name in PORT_FIELDS:
+        up.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name),
+                        help=f"default {getattr(defaults, name)}")
+    up.add_argument("--kwok-nodes", type=int, default=defaults.kwok_nodes,
+                    help="KWOK DGX H100 nodes (simulated; 768 works)")
+    up.add_argument("--kwok-cpu-nodes", type=int, default=defaults.kwok_cpu_nodes,
+                    help="KWOK CPU-only nodes")
+    up.add_argument("--kwok-job-seconds", type=float, default=defaults.kwok_job_seconds,
+                    help="seconds a Job pod on a KWOK node runs before it Succeeds")
+    up.add_argument("--dgx-process-nodes", type=int, default=defaults.dgx_process_nodes,
+                    help="process nodes with DGX labels/taint (local-dgx-N)")
+    up.add_argument("--cpu-process-nodes", type=int, default=defaults.cpu_process_nodes,
+                    help="untainted process nodes (local-cpu-N)")
+    up.add_argument("--gpu-label", action="append", default=[], metavar="KEY=VALUE",
+                    help="override/add a GPU node label (repeatable)")
+    up.add_argument("--bucket", default=defaults.bucket)
+    up.add_argument("--ready-timeout", type=float, default=defaults.ready_timeout)
+    up.add_argument("--no-build", action="store_true",
+                    help="fail instead of building a missing or corrupted binary")
+    up.set_defaults(func=cmd_up)
+
+    down = sub.add_parser("down", help="stop exactly the processes `up` started")
+    down.set_defaults(func=cmd_down)
+
+    status = sub.add_parser("status", help="show processes and nodes")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    env = sub.add_parser("env", help="print export lines for KUBECONFIG, PATH and MinIO")
+    env.set_defaults(func=cmd_env)
+
+    logs = sub.add_parser("logs", help="print a process-node pod's container log")
+    logs.add_argument("pod")
+    logs.add_argument("-n", "--namespace", default="default")
+    logs.add_argument("-c", "--container", default=None)
+    logs.add_argument("-p", "--previous", action="store_true")
+    logs.set_defaults(func=cmd_logs)
+
+
+def _err(msg: str) -> int:
+    print(f"synthloop local: error: {msg}", file=sys.stderr)
+    return 1
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from synthloop.local.binaries import BinaryError, ensure_binaries
+
+    try:
+        bins = ensure_binaries(args.components or None, force=args.force, jobs=args.jobs)
+    except BinaryError as exc:
+        return _err(str(exc))
+    for name, path in bins.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def options_from_args(args: argparse.Namespace) -> ClusterOptions:
+    opts = ClusterOptions(
+        kwok_nodes=args.kwok_nodes, kwok_cpu_nodes=args.kwok_cpu_nodes,
+        kwok_job_seconds=args.kwok_job_seconds, dgx_process_nodes=args.dgx_process_nodes,
+        cpu_process_nodes=args.cpu_process_nodes, bucket=args.bucket,
+        ready_timeout=args.ready_timeout,
+    )
+    for name in PORT_FIELDS:
+        setattr(opts, name, getattr(args, name))
+    for item in args.gpu_label:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--gpu-label expects KEY=VALUE, got {item!r}")
+        opts.gpu_labels[key] = value
+    return opts
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from synthloop.local.cluster import ClusterError, up
+    from synthloop.local.paths import LocalPaths
+
+    try:
+        opts = options_from_args(args)
+        state = up(opts, build=not args.no_build)
+    except (ClusterError, ValueError) as exc:
+        return _err(str(exc))
+    print(_env_lines(state.env(LocalPaths.default())))
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from synthloop.local.cluster import ClusterError, down
+
+    try:
+        down()
+    except ClusterError as exc:
+        return _err(str(exc))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from synthloop.local.cluster import status
+
+    info = status()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0 if info["running"] else 1
+    if not info["processes"]:
+        print(info["message"])
+        return 1
+    print(f"cluster: {'running' if info['running'] else 'NOT running'}")
+    for p in info["processes"]:
+        print(f"  {p['name']:<24} pid {p['pid']:<8} {'alive' if p['alive'] else 'DEAD'}  {p['log']}")
+    if "nodes" in info:
+        print(f"nodes: {info['nodes']}")
+    print(f"kubeconfig: {info['kubeconfig']}\nminio: {info['s3_endpoint']}")
+    return 0 if info["running"] else 1
+
+
+def _env_lines(env: dict[str, str]) -> str:
+    return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in env.items())
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    from synthloop.local.cluster import load_state
+    from synthloop.local.paths import LocalPaths
+
+    state = load_state()
+    if state is None:
+        return _err("no local cluster; run `synthloop local up` first")
+    print(_env_lines(state.env(LocalPaths.default())))
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from synthloop.local.nodeagent.logs import find_log
+    from synthloop.local.paths import LocalPaths
+
+    path = find_log(LocalPaths.default().pods_dir, args.namespace, args.pod, args.container,
+                    previous=args.previous)
+    if path is None:
+        return _err(
+            f"no container log for pod {args.namespace}/{args.pod}"
+            + (f" container {args.container}" if args.container else "")
+            + " on the process nodes (KWOK pods have no logs; name -c when a pod has several containers)"
+        )
+    sys.stdout.write(path.read_text(errors="replace"))
+    return 0
