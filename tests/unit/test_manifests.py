@@ -277,10 +277,13 @@ def test_local_overlay_runs_on_the_process_node_with_the_local_endpoint() -> Non
     assert c["imagePullPolicy"] == "Never"
     endpoint = env_of(c)["SYNTHLOOP_S3_ENDPOINT"]["valueFrom"]["secretKeyRef"]
     assert endpoint == {"name": operator_config(objs)["SYNTHLOOP_S3_SECRET"], "key": "endpoint"}
-    # Only placement, pull policy and the endpoint differ from the base.
+    # Only placement, pull policy and the endpoint differ from the base (envFrom names the
+    # merged ConfigMap, whose hash differs).
     base = container(render("base"))
-    assert {k: v for k, v in c.items() if k not in ("imagePullPolicy", "env")} == {
-        k: v for k, v in base.items() if k not in ("imagePullPolicy", "env")}
+    changed = ("imagePullPolicy", "env", "envFrom")
+    assert {k: v for k, v in c.items() if k not in changed} == {
+        k: v for k, v in base.items() if k not in changed}
+    assert env_of(base).items() <= env_of(c).items()
 
 
 def test_production_overlay_is_sized_protected_and_points_at_real_minio() -> None:
@@ -344,3 +347,31 @@ def test_the_loop_application_points_at_a_folder_of_crs() -> None:
     for doc in docs:
         if doc.get("apiVersion", "").startswith("synthloop.io/"):
             assert "namespace" not in doc["metadata"], "the Application's destination sets it"
+
+
+@pytest.mark.parametrize("path", OVERLAYS)
+def test_the_operator_reads_the_rendered_config_as_intended(path: str, tmp_path: Path) -> None:
+    """The ConfigMap and profiles file go through the operator's own loader, as in the pod."""
+    from synthloop.builders.profiles import BUILTIN
+    from synthloop.controllers.config import load_config
+
+    objs = render(path)
+    config = operator_config(objs)
+    c = container(objs)
+    pod = one(objs, "Deployment", "synthloop-operator")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if "configMap" in v)
+    profiles_file = tmp_path / "profiles.yaml"
+    profiles_file.write_text(one(objs, "ConfigMap", volume["configMap"]["name"])["data"]["profiles.yaml"])
+    env = {**config, "SYNTHLOOP_PROFILES": str(profiles_file), "SYNTHLOOP_OPERATOR_NAMESPACE": NAMESPACE}
+    loaded = load_config(env)
+    assert loaded.profiles == BUILTIN, "manifests/base/profiles.yaml and the built-in profile agree"
+    assert loaded.bucket == "synthloop" and loaded.s3_secret == "synthloop-minio"
+    assert loaded.namespaces == ()
+    assert loaded.image_for("AlignJob") == "ghcr.io/synthloop/trainer:0.1.0"
+    assert loaded.image_for("SynthRound") == "ghcr.io/synthloop/synth:0.1.0"
+    assert loaded.image_pull_policy == ("Never" if path.endswith("local") else "IfNotPresent")
+    if "SYNTHLOOP_S3_ENDPOINT" not in env_of(c):
+        assert loaded.s3_endpoint == "minio.minio.svc:9000"
+    # The images the operator launches are the ones images/ builds.
+    for name in ("trainer", "synth"):
+        assert (ROOT / "images" / name / "Dockerfile").is_file()
