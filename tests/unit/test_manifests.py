@@ -321,6 +321,8 @@ def test_argocd_project_admits_everything_the_applications_sync() -> None:
     destinations = {(d["server"], d["namespace"]) for d in project["destinations"]}
     apps = {o["metadata"]["name"]: o["spec"] for o in objs if o["kind"] == "Application"}
     assert set(apps) == {"synthloop-operator", "synthloop-loop"}
+    cm = one(objs, "ConfigMap", "argocd-cm")
+    assert len([k for k in cm["data"] if k.startswith("resource.customizations.health.synthloop.io_")]) == 4
     for name, app in apps.items():
         assert app["project"] == "synthloop", name
         assert app["source"]["repoURL"] in project["sourceRepos"], name
