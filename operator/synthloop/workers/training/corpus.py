@@ -135,3 +135,54 @@ def colors_mc_rows() -> list[dict[str, object]]:
         rows.append({"query": f"The {thing} is", "choices": [f" {c}." for c in choices],
                      "gold": choices.index(color)})
     return rows
+
+
+WRONG_RESPONSES = ("I do not know.", "Maybe ask someone else.", "Numbers are hard today.",
+                   "banana banana banana.")
+
+
+def _rated(q: str, response: str, good: bool) -> dict[str, object]:
+    score = 4 if good else 0
+    return {"prompt": q, "response": response, "helpfulness": 4 if good else 1,
+            "correctness": score, "coherence": 4 if good else 2, "complexity": 1,
+            "verbosity": 1}
+
+
+def rating_rows(*, n: int, seed: int = 0) -> list[dict[str, object]]:
+    """HelpSteer2-style rows where the rating is knowable: a direct answer vs an evasion."""
+    rng = random.Random(f"ratings:{seed}")
+    rows: list[dict[str, object]] = []
+    for i in range(n):
+        q, ans = arithmetic_problem(rng)
+        good = i % 2 == 0
+        text = f"The answer is {ans}." if good else rng.choice(WRONG_RESPONSES)
+        rows.append(_rated(q, text, good))
+    return rows
+
+
+def preference_rows(*, n: int, seed: int = 0, rewards: bool = True) -> list[dict[str, object]]:
+    """Preference pairs (TRL style plus rewards): the direct answer is chosen."""
+    rng = random.Random(f"prefs:{seed}")
+    rows: list[dict[str, object]] = []
+    for _ in range(n):
+        q, ans = arithmetic_problem(rng)
+        row: dict[str, object] = {
+            "prompt": [{"role": "user", "content": q}],
+            "chosen": f"The answer is {ans}.",
+            "rejected": rng.choice(WRONG_RESPONSES),
+        }
+        if rewards:
+            row.update(chosen_reward=4.0, rejected_reward=1.0)
+        rows.append(row)
+    return rows
+
+
+def sft_rows(*, n: int, seed: int = 0) -> list[dict[str, object]]:
+    """SFT conversations (TRL ``messages``) answering arithmetic questions."""
+    rng = random.Random(f"sft:{seed}")
+    rows: list[dict[str, object]] = []
+    for _ in range(n):
+        q, ans = arithmetic_problem(rng)
+        rows.append({"messages": [{"role": "user", "content": q},
+                                  {"role": "assistant", "content": f"The answer is {ans}."}]})
+    return rows

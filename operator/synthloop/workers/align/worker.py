@@ -1,0 +1,287 @@
+"""The align worker: ordered SFT, DPO and RPO stages on one policy.
+
+* SFT: next-token loss on assistant turns only.
+* DPO: ``-log sigma(a)`` (TRL sigmoid), plus ``sftWeight`` x NLL of the chosen response.
+* RPO: the backward KL between Bern(sigma(eta*(r_c - r_l))) and Bern(sigma(a)) (``rpo_bwd_kl``),
+  plus the same optional SFT term. Each iteration starts from the previous iteration's result
+  and uses it as the reference (``reference: base`` pins the job's input model instead).
+
+Reference log-probs are computed once per stage/iteration before training (the reference is
+frozen), so no second model is held in memory. The stage list is checked against the inputs
+before anything is trained; each finished stage (and RPO iteration) is saved under
+``<output>/stages/<n>-<type>[-<iter>]/`` with its manifest, and a retried pod skips the stages
+that are already complete.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from synthloop.api.worker import WorkerConfig
+from synthloop.artifacts.manifest import ArtifactRef, Manifest, ManifestError, verify_manifest, write_manifest
+from synthloop.artifacts.store import open_store
+from synthloop.models.chat import encode_conversation, pad_batch
+from synthloop.models.io import save_model
+from synthloop.workers.align.params import AlignParams, Stage
+from synthloop.workers.training.data import (
+    PreferencePair, batches, parse_preference, parse_sft, read_jsonl,
+)
+from synthloop.workers.training.distributed import DistEnv
+from synthloop.workers.training.losses import (
+    IGNORE_INDEX, causal_lm_loss, dpo_loss, rpo_bwd_kl_loss, sequence_logps,
+)
+from synthloop.workers.training.runtime import (
+    Engine, Run, log, pick_device, quiet_transformers, seed_everything,
+)
+
+
+class StagePlanError(ValueError):
+    """The stage list cannot run with the inputs given."""
+
+
+def unit_names(stages: list[Stage]) -> list[tuple[int, Stage, int, str]]:
+    """``(stage index, stage, iteration, name)`` for every unit of work, in order."""
+    out = []
+    for i, st in enumerate(stages):
+        for it in range(st.iterations):
+            suffix = f"-{it + 1}" if st.type == "rpo" else ""
+            out.append((i, st, it, f"{i}-{st.type}{suffix}"))
+    return out
+
+
+def check_plan(params: AlignParams, inputs: dict[str, str], pairs_have_rewards: bool | None) -> None:
+    kinds = {s.type for s in params.stages}
+    if "sft" in kinds and "sft" not in inputs:
+        raise StagePlanError("an sft stage needs an 'sft' input (SFT JSONL); inputs: "
+                             f"{sorted(inputs)}")
+    if kinds & {"dpo", "rpo"} and "preference" not in inputs:
+        raise StagePlanError("dpo/rpo stages need a 'preference' input (pairs JSONL); inputs: "
+                             f"{sorted(inputs)}")
+    if "rpo" in kinds and pairs_have_rewards is False and "reward_model" not in inputs:
+        raise StagePlanError("rpo stages need rewards: chosen_reward/rejected_reward on every "
+                             "pair or a 'reward_model' input")
+
+
+class Policy:
+    """The model being aligned, its tokenizer and device, with batched log-prob helpers."""
+
+    def __init__(self, model: Any, tokenizer: Any, device: torch.device, max_length: int,
+                 micro: int) -> None:
+        self.model, self.tok, self.device, self.max_length, self.micro = (
+            model, tokenizer, device, max_length, micro)
+        self.pad = int(model.config.pad_token_id)
+
+    def encode(self, convs: list[list[dict[str, str]]], train_on: str) -> tuple[torch.Tensor, ...]:
+        rows = [encode_conversation(self.tok, c, max_length=self.max_length, train_on=train_on)  # type: ignore[arg-type]
+                for c in convs]
+        ids, mask, labels = pad_batch(rows, pad_id=self.pad)
+        return ids.to(self.device), mask.to(self.device), labels.to(self.device)
+
+    def logits(self, model: Any, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return model(input_ids=ids, attention_mask=mask).logits
+
+    def pair_logps(self, model: Any, pairs: list[PreferencePair]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(log pi(chosen), log pi(rejected), chosen NLL per token) for a batch of pairs."""
+        convs = [p.conversation(p.chosen) for p in pairs] + [p.conversation(p.rejected) for p in pairs]
+        ids, mask, labels = self.encode(convs, "last")
+        logits = self.logits(model, ids, mask)
+        logps = sequence_logps(logits, labels)
+        n = len(pairs)
+        chosen_tokens = (labels[:n, 1:] != IGNORE_INDEX).sum(-1).clamp(min=1)
+        nll = -(logps[:n] / chosen_tokens).mean()
+        return logps[:n], logps[n:], nll
+
+    @torch.no_grad()
+    def reference_logps(self, pairs: list[PreferencePair]) -> tuple[torch.Tensor, torch.Tensor]:
+        self.model.eval()
+        c, r = [], []
+        for b in batches(pairs, self.micro):
+            lc, lr, _ = self.pair_logps(self.model, b)
+            c.append(lc.detach())
+            r.append(lr.detach())
+        self.model.train()
+        return torch.cat(c), torch.cat(r)
+
+
+def run(config: WorkerConfig) -> int:
+    quiet_transformers()
+    params = AlignParams.model_validate(config.params)
+    env = DistEnv.from_env()
+    store = open_store(config.output)
+    io = Run(config, store, env=env)
+    seed_everything(params.seed)
+    kinds = {s.type for s in params.stages}
+    check_plan(params, config.inputs, None)
+
+    counts: dict[str, int] = {}
+    sft_rows: list[list[dict[str, str]]] = []
+    pairs: list[PreferencePair] = []
+    if "sft" in kinds:
+        sft_rows, counts["sft_malformed"] = read_jsonl(
+            io.fetch_text("sft"), parse=parse_sft, what="sft",
+            max_malformed_fraction=params.max_malformed_fraction)
+        counts["sft_rows"] = len(sft_rows)
+    if kinds & {"dpo", "rpo"}:
+        pairs, counts["preference_malformed"] = read_jsonl(
+            io.fetch_text("preference"), parse=parse_preference, what="preference",
+            max_malformed_fraction=params.max_malformed_fraction)
+        counts["preference_pairs"] = len(pairs)
+    have_rewards = all(p.chosen_reward is not None and p.rejected_reward is not None for p in pairs)
+    check_plan(params, config.inputs, have_rewards if pairs else None)
+
+    base_dir = io.fetch_model("model")
+    rewards: tuple[torch.Tensor, torch.Tensor] | None = None
+    if "rpo" in kinds:
+        rewards = _pair_rewards(io, pairs, have_rewards)
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = pick_device(env)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    units = unit_names(params.stages)
+    # Resume: the last unit with a complete stage manifest.
+    start, model_dir = 0, base_dir
+    for k, (_, _, _, name) in enumerate(units):
+        try:
+            verify_manifest(store, io.uri("stages", name), check_sha256=False)
+        except ManifestError:
+            break
+        start = k + 1
+    if start:
+        model_dir = config.scratch() / "resume"
+        shutil.rmtree(model_dir, ignore_errors=True)
+        store.download_dir(io.uri("stages", units[start - 1][3]) + "/", model_dir)
+        log("resumed", after=units[start - 1][3])
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device)
+    model.train()
+    max_length = params.max_length or int(model.config.max_position_embeddings)
+    policy = Policy(model, tokenizer, device, max_length, params.micro_batch_size)
+    base_ref: tuple[torch.Tensor, torch.Tensor] | None = None
+    metrics: dict[str, float] = {}
+
+    for k, (i, st, it, name) in enumerate(units):
+        if k < start:
+            continue
+        engine = Engine(model, lr=st.lr, weight_decay=params.weight_decay, grad_clip=1.0, env=env)
+        rng = random.Random(f"{params.seed}:{name}")
+        if st.type == "sft":
+            losses = _train_sft(policy, engine, st, sft_rows, rng, io, name)
+            metrics[f"stage.{name}.loss.first"] = losses[0]
+            metrics[f"stage.{name}.loss.final"] = losses[-1]
+        else:
+            if st.reference == "base":
+                if base_ref is None:
+                    base_policy = Policy(AutoModelForCausalLM.from_pretrained(base_dir).to(device),
+                                         tokenizer, device, max_length, params.micro_batch_size)
+                    base_ref = base_policy.reference_logps(pairs)
+                    del base_policy
+                ref = base_ref
+            else:
+                ref = policy.reference_logps(pairs)  # previous checkpoint = reference
+            before = _margin(ref)
+            _train_pref(policy, engine, st, pairs, ref, rewards, rng, io, name)
+            after = _margin(policy.reference_logps(pairs))
+            metrics[f"stage.{name}.margin_before"] = before
+            metrics[f"stage.{name}.margin_after"] = after
+            log("stage", name=name, margin_before=before, margin_after=after)
+        _save_stage(io, name, model, tokenizer, config.scratch())
+
+    out = config.scratch() / "final-model"
+    shutil.rmtree(out, ignore_errors=True)
+    save_model(model, tokenizer, out)
+    io.upload_model(out)
+    io.finish(metrics=metrics, counts=counts, model_uri=io.uri("model") + "/",
+              stages=[u[3] for u in units])
+    return 0
+
+
+def _margin(logps: tuple[torch.Tensor, torch.Tensor]) -> float:
+    """Mean chosen-minus-rejected log-likelihood margin."""
+    return float((logps[0] - logps[1]).mean())
+
+
+def _pair_rewards(io: Run, pairs: list[PreferencePair], have: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    if have:
+        return (torch.tensor([p.chosen_reward for p in pairs], dtype=torch.float32),
+                torch.tensor([p.rejected_reward for p in pairs], dtype=torch.float32))
+    from synthloop.models.reward import load_reward_model
+
+    scorer = load_reward_model(io.fetch_model("reward_model"))
+    rc = scorer.reward([p.conversation(p.chosen) for p in pairs])
+    rl = scorer.reward([p.conversation(p.rejected) for p in pairs])
+    return torch.tensor(rc), torch.tensor(rl)
+
+
+def _train_sft(policy: Policy, engine: Engine, st: Stage, rows: list[list[dict[str, str]]],
+               rng: random.Random, io: Run, name: str) -> list[float]:
+    losses: list[float] = []
+    total = st.epochs * max(1, -(-len(rows) // st.global_batch_size))
+    for _ in range(st.epochs):
+        order = list(rows)
+        rng.shuffle(order)
+        for batch in batches(order, st.global_batch_size):
+            step_loss = 0.0
+            for micro in batches(batch, policy.micro):
+                ids, mask, labels = policy.encode(micro, "assistant")
+                loss = causal_lm_loss(policy.logits(engine, ids, mask), labels)
+                engine.backward(loss * len(micro) / len(batch))
+                step_loss += float(loss.detach()) * len(micro) / len(batch)
+            engine.step(st.lr)
+            losses.append(step_loss)
+            _tick(io, name, len(losses), total, step_loss)
+    return losses
+
+
+def _train_pref(policy: Policy, engine: Engine, st: Stage, pairs: list[PreferencePair],
+                ref: tuple[torch.Tensor, torch.Tensor],
+                rewards: tuple[torch.Tensor, torch.Tensor] | None,
+                rng: random.Random, io: Run, name: str) -> None:
+    assert st.beta is not None
+    index = list(range(len(pairs)))
+    total = st.epochs * max(1, -(-len(pairs) // st.global_batch_size))
+    done = 0
+    for _ in range(st.epochs):
+        rng.shuffle(index)
+        for batch in batches(index, st.global_batch_size):
+            step_loss = 0.0
+            for micro in batches(batch, policy.micro):
+                sel = torch.tensor(micro)
+                pc, pr, nll = policy.pair_logps(engine, [pairs[j] for j in micro])
+                rc, rr = ref[0][sel].to(pc.device), ref[1][sel].to(pc.device)
+                if st.type == "dpo":
+                    loss = dpo_loss(pc, pr, rc, rr, beta=st.beta).mean()
+                else:
+                    assert rewards is not None
+                    loss = rpo_bwd_kl_loss(pc, pr, rc, rr, rewards[0][sel].to(pc.device),
+                                           rewards[1][sel].to(pc.device), beta=st.beta,
+                                           eta=st.eta).mean()
+                if st.sft_weight:
+                    loss = loss + st.sft_weight * nll
+                engine.backward(loss * len(micro) / len(batch))
+                step_loss += float(loss.detach()) * len(micro) / len(batch)
+            engine.step(st.lr)
+            done += 1
+            _tick(io, name, done, total, step_loss)
+
+
+def _tick(io: Run, name: str, done: int, total: int, loss: float) -> None:
+    if done % 10 == 0 or done == total:
+        log("step", stage=name, step=done, loss=round(loss, 5))
+        io.progress(done=done, total=total, stage=name, loss=loss)
+
+
+def _save_stage(io: Run, name: str, model: Any, tokenizer: Any, scratch: Path) -> None:
+    local = scratch / "stage"
+    shutil.rmtree(local, ignore_errors=True)
+    save_model(model, tokenizer, local)
+    uri = io.uri("stages", name) + "/"
+    infos = io.store.upload_dir(local, uri)
+    write_manifest(io.store, uri, Manifest(task=f"{io.config.task}-stage",
+                                           outputs=[ArtifactRef.of(i, role="model") for i in infos],
+                                           extra={"stage": name}))
+    log("stage-saved", name=name, uri=uri)

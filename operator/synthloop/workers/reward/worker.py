@@ -1,0 +1,160 @@
+"""The reward-train worker: the 5-attribute regression head, MSE, optional Bradley-Terry.
+
+The base LM's weights initialise the body; the head reads the hidden state at the end-of-
+response token. The MSE is over rated attributes only. With ``bradleyTerryWeight`` > 0 and a
+``preference`` input, each step also adds ``-log sigma(r_c - r_l)`` on the weighted reward.
+Held-out ratings give the MSE; held-out pairs (the ``preference`` input's tail, else pairs of
+held-out responses to the same prompt) give the preference accuracy.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from collections import defaultdict
+from typing import Any
+
+import torch
+
+from synthloop.api.worker import WorkerConfig
+from synthloop.artifacts.store import open_store
+from synthloop.models.chat import pad_batch
+from synthloop.models.io import save_model
+from synthloop.models.reward import ATTRIBUTES, build_reward_model, encode_for_reward
+from synthloop.workers.reward.params import RewardParams
+from synthloop.workers.training.data import (
+    PreferencePair, Rating, batches, parse_preference, parse_rating, read_jsonl,
+)
+from synthloop.workers.training.distributed import DistEnv
+from synthloop.workers.training.losses import bradley_terry_loss, reward_mse_loss
+from synthloop.workers.training.runtime import (
+    Engine, Run, log, pick_device, quiet_transformers, seed_everything,
+)
+
+
+def _split(items: list[Any], fraction: float, rng: random.Random) -> tuple[list[Any], list[Any]]:
+    items = list(items)
+    rng.shuffle(items)
+    k = int(round(len(items) * fraction))
+    if fraction > 0 and len(items) > 1:
+        k = max(1, min(k, len(items) - 1))
+    return items[k:], items[:k]
+
+
+class _Scorer:
+    def __init__(self, model: Any, tokenizer: Any, max_length: int, weights: list[float],
+                 device: torch.device) -> None:
+        self.model, self.tok, self.max_length, self.device = model, tokenizer, max_length, device
+        self.weights = torch.tensor(weights, device=device)
+        self.pad = int(model.config.pad_token_id)
+
+    def attrs(self, conversations: list[list[dict[str, str]]]) -> torch.Tensor:
+        rows = [encode_for_reward(self.tok, c, max_length=self.max_length) for c in conversations]
+        ids, mask, _ = pad_batch([(r, r) for r in rows], pad_id=self.pad)
+        return self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits.float()
+
+    def reward(self, conversations: list[list[dict[str, str]]]) -> torch.Tensor:
+        return self.attrs(conversations) @ self.weights
+
+
+def run(config: WorkerConfig) -> int:
+    quiet_transformers()
+    params = RewardParams.model_validate(config.params)
+    env = DistEnv.from_env()
+    store = open_store(config.output)
+    io = Run(config, store, env=env)
+    seed_everything(params.seed)
+    rng = random.Random(params.seed)
+    tp = params.training
+
+    ratings, bad_ratings = read_jsonl(io.fetch_text("data"), parse=parse_rating, what="data (ratings)",
+                                      max_malformed_fraction=params.max_malformed_fraction)
+    pairs: list[PreferencePair] = []
+    bad_pairs = 0
+    if "preference" in config.inputs:
+        pairs, bad_pairs = read_jsonl(io.fetch_text("preference"), parse=parse_preference,
+                                      what="preference", max_malformed_fraction=params.max_malformed_fraction)
+    elif tp.bradley_terry_weight > 0:
+        raise ValueError("training.bradleyTerryWeight > 0 needs a 'preference' input (pairs)")
+    train_r, held_r = _split(ratings, tp.held_out_fraction, rng)
+    train_p, held_p = _split(pairs, tp.held_out_fraction, rng)
+    if not held_p:
+        held_p = _pairs_from_ratings(held_r)
+
+    base = io.fetch_model("model")
+    weights = params.weights.model_dump()
+    model = build_reward_model(base, weights=weights)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    device = pick_device(env)
+    model.to(device).train()
+    max_length = params.max_length or int(model.config.max_position_embeddings)
+    scorer = _Scorer(model, tokenizer, max_length, [weights[a] for a in ATTRIBUTES], device)
+    engine = Engine(model, lr=tp.lr, weight_decay=0.0, grad_clip=1.0, env=env)
+
+    steps_per_epoch = max(1, -(-len(train_r) // tp.global_batch_size))
+    total = steps_per_epoch * tp.epochs
+    step = 0
+    for epoch in range(tp.epochs):
+        order = list(train_r)
+        random.Random(f"{params.seed}:{epoch}").shuffle(order)
+        pair_order = list(train_p)
+        random.Random(f"{params.seed}:pairs:{epoch}").shuffle(pair_order)
+        pair_batches = batches(pair_order, tp.global_batch_size) if pair_order else []
+        for b, batch in enumerate(batches(order, tp.global_batch_size)):
+            target = torch.tensor([r.attributes for r in batch], dtype=torch.float32, device=device)
+            loss = reward_mse_loss(scorer.attrs([r.conversation() for r in batch]), target)
+            if tp.bradley_terry_weight > 0 and pair_batches:
+                pb = pair_batches[b % len(pair_batches)]
+                rc = scorer.reward([p.conversation(p.chosen) for p in pb])
+                rl = scorer.reward([p.conversation(p.rejected) for p in pb])
+                loss = loss + tp.bradley_terry_weight * bradley_terry_loss(rc, rl).mean()
+            engine.backward(loss)
+            engine.step(tp.lr)
+            step += 1
+            if step % 10 == 0 or step == total:
+                log("step", step=step, epoch=epoch, loss=round(float(loss.detach()), 5))
+                io.progress(done=step, total=total, loss=float(loss.detach()))
+
+    model.eval()
+    metrics: dict[str, float] = {}
+    with torch.no_grad():
+        if held_r:
+            preds = torch.cat([scorer.attrs([r.conversation() for r in b])
+                               for b in batches(held_r, tp.global_batch_size)])
+            target = torch.tensor([r.attributes for r in held_r], dtype=torch.float32, device=device)
+            metrics["heldout.mse"] = float(reward_mse_loss(preds, target))
+        if held_p:
+            wins = 0
+            for b in batches(held_p, tp.global_batch_size):
+                rc = scorer.reward([p.conversation(p.chosen) for p in b])
+                rl = scorer.reward([p.conversation(p.rejected) for p in b])
+                wins += int((rc > rl).sum())
+            metrics["preference.accuracy"] = wins / len(held_p)
+
+    out = config.scratch() / "reward-model"
+    shutil.rmtree(out, ignore_errors=True)
+    save_model(model, tokenizer, out)
+    io.upload_model(out)
+    counts = {"train_ratings": len(train_r), "heldout_ratings": len(held_r),
+              "train_pairs": len(train_p), "preference.accuracy": len(held_p),
+              "data_malformed": bad_ratings, "preference_malformed": bad_pairs, "steps": total}
+    io.finish(metrics=metrics, counts=counts, model_uri=io.uri("model") + "/",
+              attributes=list(ATTRIBUTES), weights=weights)
+    return 0
+
+
+def _pairs_from_ratings(ratings: list[Rating]) -> list[PreferencePair]:
+    """Held-out pairs from ratings of the same prompt: the higher-rated response is chosen."""
+    by_prompt: dict[str, list[Rating]] = defaultdict(list)
+    for r in ratings:
+        by_prompt[repr(r.prompt)].append(r)
+    pairs: list[PreferencePair] = []
+    for group in by_prompt.values():
+        scored = sorted(group, key=lambda r: sum(a for a in r.attributes if a == a), reverse=True)
+        for lo in scored[1:]:
+            if sum(a for a in scored[0].attributes if a == a) > sum(a for a in lo.attributes if a == a):
+                pairs.append(PreferencePair(prompt=scored[0].prompt, chosen=scored[0].response,
+                                            rejected=lo.response))
+    return pairs
