@@ -1,0 +1,169 @@
+"""Math: problems per keyword at several levels, built from templates with computed answers.
+
+The report generates problems from ~17K keywords; we keep the keyword -> problem step but
+write the problem with a template, so every item carries its exact answer. That lets the
+verifier (not a judge model) rank responses, and lets a template-written reference solution
+join the candidates. Keywords from the spec are first classified by the generator (keep only
+math-related ones, as the report does with Wikipedia entities).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+
+from synthloop.verifiers.instructions import FinalAnswer
+from synthloop.verifiers.math import format_answer
+from synthloop.workers.synth.families.base import FamilyContext, PromptItem
+from synthloop.workers.synth.parsing import parse_yes_no
+
+Problem = tuple[str, Fraction, str]  # text, answer, worked solution
+
+
+def _n(rng: random.Random, level: int, lo: int = 2) -> int:
+    return rng.randint(lo, 10 ** (level + 1) // 2)
+
+
+def _addition(rng: random.Random, level: int) -> Problem:
+    a, b = _n(rng, level), _n(rng, level)
+    return (f"A shop sold {a} apples in the morning and {b} apples in the afternoon. How many apples did it sell in total?",
+            Fraction(a + b), f"{a} + {b} = {a + b}.")
+
+
+def _subtraction(rng: random.Random, level: int) -> Problem:
+    a = _n(rng, level, 20)
+    b = rng.randint(1, a - 1)
+    return (f"A library had {a} books and lent out {b}. How many books are left?", Fraction(a - b), f"{a} - {b} = {a - b}.")
+
+
+def _multiplication(rng: random.Random, level: int) -> Problem:
+    a, b = _n(rng, level), rng.randint(2, 9 * level)
+    return (f"There are {a} boxes with {b} pencils in each box. How many pencils are there?", Fraction(a * b), f"{a} x {b} = {a * b}.")
+
+
+def _division(rng: random.Random, level: int) -> Problem:
+    b = rng.randint(2, 6 * level)
+    q = _n(rng, level)
+    return (f"{b * q} stickers are shared equally among {b} children. How many stickers does each child get?",
+            Fraction(q), f"{b * q} / {b} = {q}.")
+
+
+def _percentage(rng: random.Random, level: int) -> Problem:
+    p = rng.choice((10, 20, 25, 50, 5, 15, 75))
+    n = rng.randint(1, 20 * level) * 20
+    ans = Fraction(p * n, 100)
+    return (f"What is {p}% of {n}?", ans, f"{p}/100 x {n} = {format_answer(ans)}.")
+
+
+def _fractions(rng: random.Random, level: int) -> Problem:
+    b, d = rng.randint(2, 3 + 2 * level), rng.randint(2, 3 + 2 * level)
+    a, c = rng.randint(1, b - 1), rng.randint(1, d - 1)
+    ans = Fraction(a, b) + Fraction(c, d)
+    return (f"What is {a}/{b} + {c}/{d}? Give the answer as a fraction in lowest terms.", ans,
+            f"{a}/{b} + {c}/{d} = {ans.numerator}/{ans.denominator}." if ans.denominator != 1 else f"{a}/{b} + {c}/{d} = {ans}.")
+
+
+def _area(rng: random.Random, level: int) -> Problem:
+    w, h = _n(rng, level), _n(rng, level)
+    return (f"A rectangle is {w} m wide and {h} m long. What is its area in square metres?", Fraction(w * h), f"{w} x {h} = {w * h}.")
+
+
+def _perimeter(rng: random.Random, level: int) -> Problem:
+    w, h = _n(rng, level), _n(rng, level)
+    return (f"A rectangular garden is {w} m by {h} m. How many metres of fence go around it?",
+            Fraction(2 * (w + h)), f"2 x ({w} + {h}) = {2 * (w + h)}.")
+
+
+def _average(rng: random.Random, level: int) -> Problem:
+    xs = [_n(rng, level) for _ in range(2 + level)]
+    ans = Fraction(sum(xs), len(xs))
+    return (f"What is the average of {', '.join(map(str, xs))}?", ans,
+            f"({' + '.join(map(str, xs))}) / {len(xs)} = {format_answer(ans)}.")
+
+
+def _linear(rng: random.Random, level: int) -> Problem:
+    a, x, b = rng.randint(2, 3 * level + 2), rng.randint(-5 * level, 10 * level), rng.randint(1, 20 * level)
+    c = a * x + b
+    return (f"Solve for x: {a}x + {b} = {c}.", Fraction(x), f"{a}x = {c} - {b} = {c - b}, so x = {x}.")
+
+
+def _speed(rng: random.Random, level: int) -> Problem:
+    t = rng.randint(2, 2 + 2 * level)
+    v = rng.randint(10, 40 * level)
+    return (f"A train travels {v * t} km in {t} hours at a constant speed. What is its speed in km per hour?",
+            Fraction(v), f"{v * t} / {t} = {v}.")
+
+
+def _interest(rng: random.Random, level: int) -> Problem:
+    p = rng.randint(1, 10 * level) * 100
+    r = rng.choice((2, 3, 4, 5, 10))
+    t = rng.randint(1, 2 + level)
+    ans = Fraction(p * r * t, 100)
+    return (f"How much simple interest does ${p} earn at {r}% per year for {t} years?", ans,
+            f"{p} x {r}/100 x {t} = {format_answer(ans)}.")
+
+
+def _ratio(rng: random.Random, level: int) -> Problem:
+    a, b = rng.randint(1, 4 + level), rng.randint(1, 4 + level)
+    k = _n(rng, level)
+    total = (a + b) * k
+    return (f"{total} marbles are split between Ana and Ben in the ratio {a}:{b}. How many marbles does Ana get?",
+            Fraction(a * k), f"{total} / ({a} + {b}) x {a} = {a * k}.")
+
+
+TEMPLATES: dict[str, Callable[[random.Random, int], Problem]] = {
+    "addition": _addition, "subtraction": _subtraction, "multiplication": _multiplication,
+    "division": _division, "percentage": _percentage, "fractions": _fractions, "area": _area,
+    "perimeter": _perimeter, "average": _average, "linear equations": _linear, "speed": _speed,
+    "simple interest": _interest, "ratios": _ratio,
+}
+LEVELS = (1, 2, 3)
+
+
+def make_problem(keyword: str, rng: random.Random, level: int) -> Problem:
+    """A problem for ``keyword`` (a template of that name, else one picked for it)."""
+    template = TEMPLATES.get(keyword.lower()) or rng.choice(list(TEMPLATES.values()))
+    text, answer, solution = template(rng, level)
+    if keyword.lower() not in TEMPLATES:
+        text = f"(Topic: {keyword}) {text}"
+    return text, answer, solution
+
+
+def classify_keywords(ctx: FamilyContext, keywords: Sequence[str], *, subject: str) -> list[str]:
+    """Keep keywords the generator says belong to ``subject``; unparseable answers keep them."""
+    if not keywords:
+        return []
+    verdicts = ctx.step(
+        "classify",
+        [f"Is '{k}' a concept from {subject}? Answer only yes or no." for k in keywords],
+        lambda c: parse_yes_no(c.text),
+        lambda i: True,
+    )
+    kept = [k for k, v in zip(keywords, verdicts) if v is not False]
+    ctx.stats.add(ctx.family, "keywords_rejected", len(keywords) - len(kept))
+    return kept
+
+
+def build(ctx: FamilyContext, indices: Sequence[int]) -> list[PromptItem]:
+    keywords = classify_keywords(ctx, list(ctx.options.keywords), subject="mathematics") or list(TEMPLATES)
+    fmt = FinalAnswer.build()
+    items = []
+    for j in indices:
+        rng = ctx.rng(j)
+        keyword = rng.choice(keywords)
+        level = rng.choice(ctx.options.levels or LEVELS)
+        text, answer, solution = make_problem(keyword, rng, level)
+        answer_text = format_answer(answer)
+        items.append(
+            PromptItem(
+                id=f"math-{j}",
+                family="math",
+                messages=ctx.user(f"{text}\n\n{fmt.description()}"),
+                instructions=[fmt.to_dict()],
+                answer=answer_text,
+                reference=f"{solution}\nAnswer: {answer_text}",
+                meta={"keyword": keyword, "level": level},
+            )
+        )
+    return items
