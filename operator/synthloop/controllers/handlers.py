@@ -1,0 +1,143 @@
+"""kopf wiring shared by the four kinds: triggers -> one reconcile pass -> kopf's retry semantics.
+
+Passes are triggered by the CR (create, spec update, operator resume), by its Jobs (an
+``on.event`` on batch/v1 Jobs carrying the owner label) and by a timer as a safety net. All
+of them call the same level-triggered pass; triggers for an object whose pass is running are
+coalesced into one more pass, so a burst of Job status updates costs two passes, not hundreds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import kopf
+
+from synthloop.api.v1alpha1 import GROUP, PLURALS, VERSION
+from synthloop.artifacts.store import open_store
+from synthloop.artifacts.uris import run_prefix
+from synthloop.builders.names import OWNER_KIND_LABEL, OWNER_UID_LABEL
+from synthloop.controllers.config import OperatorConfig, load_config
+from synthloop.controllers.kube import Cluster, load_kube_config
+from synthloop.controllers.reconcile import TERMINAL, Outcome, Reconciler
+
+log = logging.getLogger("synthloop.operator")
+FINALIZER = "synthloop.io/artifacts"
+CONFIG: OperatorConfig = load_config()
+
+
+class _Runtime:
+    """The reconciler of this process plus trigger coalescing."""
+
+    def __init__(self) -> None:
+        self.rec: Reconciler | None = None
+        self._guard = threading.Lock()
+        self._running: set[tuple[str, str, str]] = set()
+        self._dirty: set[tuple[str, str, str]] = set()
+
+    def reconciler(self) -> Reconciler:
+        if self.rec is None:
+            load_kube_config()
+            self.rec = Reconciler(cluster=Cluster(), store=open_store(), config=CONFIG)
+        return self.rec
+
+    def coalesced(self, kind: str, namespace: str, name: str) -> Outcome | None:
+        """Run a pass unless one is running for this object; then that one runs once more."""
+        key = (kind, namespace, name)
+        with self._guard:
+            if key in self._running:
+                self._dirty.add(key)
+                return None
+            self._running.add(key)
+        try:
+            while True:
+                outcome = self.reconciler().reconcile(kind, namespace, name)
+                with self._guard:
+                    if key not in self._dirty:
+                        self._running.discard(key)
+                        return outcome
+                    self._dirty.discard(key)
+        except BaseException:
+            with self._guard:
+                self._running.discard(key)
+                self._dirty.discard(key)
+            raise
+
+
+RUNTIME = _Runtime()
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # kopf's own bookkeeping goes into annotations: the CRD's status schema is typed and
+    # would prune a `status.kopf` field, and our status must hold only what people read.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kopf.synthloop.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="kopf.synthloop.io", key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = FINALIZER
+    # We post our own Events after each status write; kopf's per-handler ones would be noise.
+    settings.posting.enabled = False
+    settings.execution.max_workers = 8
+    settings.watching.server_timeout = 300
+    RUNTIME.reconciler()
+
+
+def outcome_to_kopf(outcome: Outcome | None, *, retry: int) -> None:
+    """waiting -> TemporaryError with a growing delay; failed -> PermanentError (no retry loop)."""
+    if outcome is None:
+        return
+    if outcome.state == "waiting":
+        delay = min(CONFIG.wait_seconds * (1 + retry), 60.0)
+        raise kopf.TemporaryError(outcome.message, delay=delay)
+    if outcome.state == "failed":
+        raise kopf.PermanentError(outcome.message)
+
+
+def _keep_artifacts_false(spec: Any, **_: Any) -> bool:
+    return bool(spec) and spec.get("keepArtifacts") is False
+
+
+def register_kind(kind: str) -> None:
+    """Handlers for one kind (called by the per-kind modules)."""
+    plural = PLURALS[kind]
+
+    @kopf.on.resume(GROUP, VERSION, plural, id=f"{plural}-resume")
+    @kopf.on.create(GROUP, VERSION, plural, id=f"{plural}-create")
+    @kopf.on.update(GROUP, VERSION, plural, field="spec", id=f"{plural}-update")
+    def on_change(name: str, namespace: str, retry: int, **_: Any) -> None:
+        outcome_to_kopf(RUNTIME.coalesced(kind, namespace, name), retry=retry)
+
+    @kopf.timer(GROUP, VERSION, plural, interval=CONFIG.resync_seconds, initial_delay=CONFIG.resync_seconds,
+                id=f"{plural}-resync")
+    def resync(name: str, namespace: str, status: Any, meta: Any, **_: Any) -> None:
+        st = dict(status or {})
+        if st.get("phase") in TERMINAL and st.get("observedGeneration") == meta.get("generation"):
+            return
+        RUNTIME.coalesced(kind, namespace, name)
+
+    @kopf.on.delete(GROUP, VERSION, plural, when=_keep_artifacts_false, id=f"{plural}-cleanup")
+    def cleanup(name: str, namespace: str, uid: str, **_: Any) -> None:
+        """``keepArtifacts: false``: delete the run prefix (the only cleanup owner refs cannot do)."""
+        rec = RUNTIME.reconciler()
+        prefix = run_prefix(bucket=CONFIG.bucket, namespace=namespace, kind=kind, name=name, uid=uid)
+        uris = rec.store.list(prefix)
+        for uri in uris:
+            rec.store.delete(uri)
+        rec.forget(kind, namespace, name)
+        log.info("deleted %d artifact(s) under %s", len(uris), prefix)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={OWNER_UID_LABEL: kopf.PRESENT, OWNER_KIND_LABEL: kopf.PRESENT})
+def on_job(body: Any, type: str | None, **_: Any) -> None:  # noqa: A002 - kopf's argument name
+    """A child Job changed: run a pass on its owner (coalesced); the owner is its controller ref."""
+    meta = body.get("metadata", {})
+    namespace = meta.get("namespace")
+    owner = next((r for r in meta.get("ownerReferences") or [] if r.get("controller")), None)
+    if owner is None or owner.get("kind") not in PLURALS or not namespace:
+        return
+    try:
+        RUNTIME.coalesced(owner["kind"], namespace, owner["name"])
+    except Exception:  # noqa: BLE001 - the owner's own handlers and timer retry
+        log.exception("pass on %s %s/%s after a Job event failed", owner["kind"], namespace, owner["name"])

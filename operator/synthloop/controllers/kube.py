@@ -1,0 +1,149 @@
+"""The operator's Kubernetes I/O: read CRs and Jobs, server-side apply children, write status, post Events.
+
+Everything else in ``controllers`` is decisions over the dicts this module returns. Reads use
+raw JSON (``_preload_content=False``) so the rest of the code sees exactly what the API served.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from synthloop.api.v1alpha1 import API_VERSION, GROUP, PLURALS, VERSION
+from synthloop.builders.names import FIELD_MANAGER, OWNER_UID_LABEL
+
+log = logging.getLogger("synthloop.operator")
+
+
+def load_kube_config() -> None:
+    """In-cluster config in a pod with a mounted token, else the kubeconfig (``$KUBECONFIG``)."""
+    from kubernetes import config
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+
+
+class Cluster:
+    """Thin wrapper over the kubernetes client; one instance per operator process."""
+
+    def __init__(self, api_client: Any | None = None) -> None:
+        from kubernetes import client
+
+        self.api_client = api_client or client.ApiClient()
+        self.custom = client.CustomObjectsApi(self.api_client)
+        self.batch = client.BatchV1Api(self.api_client)
+        self.core = client.CoreV1Api(self.api_client)
+
+    @staticmethod
+    def _json(resp: Any) -> Any:
+        return json.loads(resp.data)
+
+    @staticmethod
+    def _status(exc: Exception) -> int:
+        return int(getattr(exc, "status", 0) or 0)
+
+    # -- custom resources ----------------------------------------------------------------
+    def get_cr(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            resp = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURALS[kind], name, _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        body: dict[str, Any] = self._json(resp)
+        return body
+
+    def list_crs(self, kind: str, namespace: str) -> list[dict[str, Any]]:
+        resp = self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURALS[kind], _preload_content=False
+        )
+        items: list[dict[str, Any]] = self._json(resp).get("items", [])
+        for item in items:
+            item.setdefault("kind", kind)
+        return items
+
+    def patch_status(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURALS[kind], name, {"status": patch},
+            _content_type="application/merge-patch+json",
+        )
+
+    def patch_metadata(self, kind: str, namespace: str, name: str, metadata: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURALS[kind], name, {"metadata": metadata},
+            _content_type="application/merge-patch+json",
+        )
+
+    # -- children ------------------------------------------------------------------------
+    def list_jobs(self, namespace: str, owner_uid: str) -> list[dict[str, Any]]:
+        resp = self.batch.list_namespaced_job(
+            namespace, label_selector=f"{OWNER_UID_LABEL}={owner_uid}", _preload_content=False
+        )
+        items: list[dict[str, Any]] = self._json(resp).get("items", [])
+        return items
+
+    def apply(self, obj: dict[str, Any]) -> None:
+        """Server-side apply with the operator's field manager (creates or converges)."""
+        meta = obj["metadata"]
+        kwargs: dict[str, Any] = {
+            "field_manager": FIELD_MANAGER,
+            "force": True,
+            "_content_type": "application/apply-patch+yaml",
+        }
+        if obj["kind"] == "Job":
+            self.batch.patch_namespaced_job(meta["name"], meta["namespace"], obj, **kwargs)
+        elif obj["kind"] == "Service":
+            self.core.patch_namespaced_service(meta["name"], meta["namespace"], obj, **kwargs)
+        else:
+            raise ValueError(f"apply: unsupported kind {obj['kind']!r} (expected Job or Service)")
+
+    def secret_exists(self, namespace: str, name: str) -> bool:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.core.read_namespaced_secret(name, namespace, _preload_content=False)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    # -- events --------------------------------------------------------------------------
+    def post_event(self, body: dict[str, Any], *, type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event on the CR (what `kubectl describe` shows). Never fails the pass."""
+        meta = body.get("metadata") or {}
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta.get('name', 'synthloop')}.", "namespace": meta.get("namespace")},
+            "involvedObject": {
+                "apiVersion": API_VERSION,
+                "kind": body.get("kind"),
+                "name": meta.get("name"),
+                "namespace": meta.get("namespace"),
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": type_,
+            "source": {"component": FIELD_MANAGER},
+            "reportingComponent": FIELD_MANAGER,
+            "reportingInstance": FIELD_MANAGER,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            self.core.create_namespaced_event(meta.get("namespace"), event)
+        except Exception as exc:  # noqa: BLE001 - an Event is best-effort by nature
+            log.warning("could not post event %s on %s/%s: %s", reason, meta.get("namespace"), meta.get("name"), exc)

@@ -1,0 +1,51 @@
+"""``synthloop operator``: run the kopf operator in standalone mode (one replica, no peering).
+
+The Deployment in ``manifests/`` runs exactly this; tests run it as a subprocess with
+``--liveness-port 0`` against the local cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("operator", help="run the synthloop operator (kopf, standalone)",
+                                   description=__doc__)
+    parser.add_argument("--liveness-port", type=int, default=int(os.environ.get("SYNTHLOOP_LIVENESS_PORT", "8080")),
+                        help="port of http://0.0.0.0:PORT/healthz (0 disables it)")
+    parser.add_argument("--namespace", "-n", action="append", default=None,
+                        help="namespace to watch (repeatable; default $SYNTHLOOP_NAMESPACES, else all)")
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import kopf
+
+    from synthloop.controllers.config import load_config
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = load_config()  # fail fast on a bad setting, before any watch starts
+    namespaces = args.namespace or list(config.namespaces)
+    # Importing the per-kind modules registers their handlers.
+    import synthloop.controllers.align  # noqa: F401
+    import synthloop.controllers.pretrain  # noqa: F401
+    import synthloop.controllers.reward  # noqa: F401
+    import synthloop.controllers.synthround  # noqa: F401
+
+    liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None
+    kopf.configure(verbose=args.verbose)
+    asyncio.run(kopf.operator(
+        standalone=True,
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        liveness_endpoint=liveness,
+    ))
+    return 0

@@ -1,0 +1,41 @@
+"""Condition reasons: one module, so `kubectl get -o yaml`, tests and docs agree on the words.
+
+Reasons are CamelCase (Kubernetes convention); messages carry the details.
+"""
+
+from __future__ import annotations
+
+# InputsReady
+RESOLVED = "Resolved"
+WAITING_FOR_PRODUCER = "WaitingForProducer"
+WAITING_FOR_PROMOTION = "WaitingForPromotion"
+WAITING_FOR_ARTIFACT = "WaitingForArtifact"
+
+# Running
+JOB_CREATED = "JobCreated"
+JOB_RUNNING = "JobRunning"
+JOB_SUSPENDED = "JobSuspended"  # queued in Kueue, waiting for admission
+STAGES_COMPLETE = "StagesComplete"
+NOT_STARTED = "NotStarted"
+
+# Evaluated
+EVALUATING = "Evaluating"
+EVALUATED = "Evaluated"
+NO_EVALUATION = "NoEvaluation"
+
+# Promoted
+GATES_PASSED = "GatesPassed"
+GATE_FAILED = "GateFailed"
+NO_PROMOTION = "NoPromotion"
+
+# Failed
+INVALID_SPEC = "InvalidSpec"
+REF_NOT_FOUND = "RefNotFound"
+REF_CYCLE = "RefCycle"
+SECRET_MISSING = "SecretMissing"
+PROFILE_MISSING = "ProfileMissing"
+JOB_FAILED = "JobFailed"
+MANIFEST_INVALID = "ManifestInvalid"  # a Job succeeded but its manifest is missing or does not verify
+NO_FAILURE = "NoFailure"
+
+ALL = tuple(v for k, v in dict(globals()).items() if k.isupper() and isinstance(v, str))
