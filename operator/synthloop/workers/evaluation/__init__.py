@@ -1,0 +1,1 @@
+"""Evaluation harness pieces: multiple-choice log-likelihood, IFEval-style, reward win rate."""
