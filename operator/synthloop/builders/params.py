@@ -86,6 +86,24 @@ def align_stage_params(spec: AlignJobSpec, stage: Stage) -> dict[str, Any]:
     return {"stages": [stage.wire()], "seed": spec.seed}
 
 
-def eval_params(evaluation: Evaluation, *, model_type: str = "policy") -> dict[str, Any]:
-    """The suites to run; gates stay with the operator (it decides promotion)."""
-    return {"suites": [s.wire() for s in evaluation.suites], "modelType": model_type}
+def eval_params(
+    evaluation: Evaluation,
+    *,
+    preference_uri: str | None = None,
+    reward_weights: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """The suites to run (gates stay with the operator: it decides promotion).
+
+    A ``preferenceAccuracy`` suite without tasks scores the run's own held-out pairs
+    (``preference_uri``, a RewardTrain's ``preferenceData``).
+    """
+    suites = []
+    for suite in evaluation.suites:
+        wire = suite.wire()
+        if suite.type == "preferenceAccuracy" and not suite.tasks and preference_uri:
+            wire["tasks"] = [preference_uri]
+        suites.append(wire)
+    out: dict[str, Any] = {"suites": suites}
+    if reward_weights:
+        out["rewardWeights"] = dict(reward_weights)
+    return out

@@ -113,14 +113,14 @@ def align_stages(spec: AlignJobSpec, *, prefix: str, inputs: dict[str, str]) -> 
 
 
 def eval_stage(evaluation: Evaluation, *, prefix: str, stage: str, model: str, inputs: dict[str, str],
-               gpus: int, model_type: str = "policy") -> StagePlan:
+               gpus: int, reward_weights: dict[str, float] | None = None) -> StagePlan:
     """An evaluation of ``model``: ``eval`` for the trained one, ``eval-parent``/``eval-baseline-N``
     for a reference model whose metrics are not known yet."""
     out = stage_prefix(prefix, stage)
     ins = {"model": model, **_only(inputs, "reward_model", "baseline_model", "preference", "tasks")}
+    params = P.eval_params(evaluation, preference_uri=inputs.get("preference"), reward_weights=reward_weights)
     return StagePlan(stage=stage, task="eval", output=out, manifests=(out,), inputs=ins,
-                     params=P.eval_params(evaluation, model_type=model_type), pods=1,
-                     gpus_per_pod=gpus)
+                     params=params, pods=1, gpus_per_pod=gpus)
 
 
 def job_request(plan: StagePlan, *, owner: Owner, job_name: str, spec_hash: str, image: str,

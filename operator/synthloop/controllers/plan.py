@@ -54,5 +54,9 @@ def evaluation_of(kind: str, spec: Any) -> Evaluation | None:
     return ev
 
 
-def model_type(kind: str) -> str:
-    return "reward" if kind == "RewardTrain" else "policy"
+def reward_weights(kind: str, spec: Any) -> dict[str, float] | None:
+    """A RewardTrain's attribute weights: its preference accuracy uses its own scalar reward."""
+    if kind == "RewardTrain":
+        assert isinstance(spec, RewardTrainSpec)
+        return {k: float(v) for k, v in spec.weights.wire().items()}
+    return None

@@ -32,7 +32,7 @@ from synthloop.controllers import reasons as R
 from synthloop.controllers.config import OperatorConfig
 from synthloop.controllers.gates import evaluate_gates
 from synthloop.controllers.kube import Cluster
-from synthloop.controllers.plan import evaluation_of, input_sources, model_type, training_stages
+from synthloop.controllers.plan import evaluation_of, input_sources, reward_weights, training_stages
 from synthloop.controllers.resolve import Invalid, Resolved, Waiting, find_cycle, resolve_source
 from synthloop.controllers.status import (
     attempts,
@@ -525,7 +525,7 @@ class _Pass:
         gpus = spec.resources.gpus_per_node
         eval_inputs = {r: v.uri for r, v in inputs.items()} | self._extra_roles(inputs)
         main = eval_stage(evaluation, prefix=self.prefix, stage="eval", model=plans[-1].model_uri,
-                          inputs=eval_inputs, gpus=gpus, model_type=model_type(self.kind))
+                          inputs=eval_inputs, gpus=gpus, reward_weights=reward_weights(self.kind, spec))
         evals: list[tuple[str, StagePlan]] = [("self", main)]
         parent_metrics: dict[str, float] | None = None
         baselines: dict[int, dict[str, float]] = {}
@@ -536,7 +536,7 @@ class _Pass:
             parent_metrics, uri = self._reference_metrics(source, "baseline_model", parent_gates, lookup)
             if parent_metrics is None:
                 evals.append(("parent", eval_stage(evaluation, prefix=self.prefix, stage="eval-parent", model=uri,
-                                                   inputs=eval_inputs, gpus=gpus, model_type=model_type(self.kind))))
+                                                   inputs=eval_inputs, gpus=gpus, reward_weights=reward_weights(self.kind, spec))))
         for i, gate in enumerate(gates):
             if gate.max_regression is None or gate.baseline is None:
                 continue
@@ -544,7 +544,7 @@ class _Pass:
             if known is None:
                 evals.append((f"baseline-{i}", eval_stage(
                     evaluation, prefix=self.prefix, stage=f"eval-baseline-{i}", model=uri,
-                    inputs=eval_inputs, gpus=gpus, model_type=model_type(self.kind))))
+                    inputs=eval_inputs, gpus=gpus, reward_weights=reward_weights(self.kind, spec))))
             else:
                 baselines[i] = known
         if self.old.get("phase") not in ("Evaluating",) and C.get_condition(self.new["conditions"], "Evaluated"):
