@@ -220,11 +220,9 @@ def build_component(
     )
     assert proc.stdout is not None
     lines: list[str] = []
-    compiled = 0
     last_report = start
-    for line in proc.stdout:
+    for compiled, line in enumerate(proc.stdout, start=1):
         lines.append(line.rstrip())
-        compiled += 1
         now = time.monotonic()
         if now - last_report >= 20:
             progress(f"  {component.name}: {compiled} packages compiled, {now - start:.0f}s")

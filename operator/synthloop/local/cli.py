@@ -8,7 +8,7 @@ import shlex
 import sys
 from typing import Any
 
-from synthloop.local.options import ClusterOptions, PORT_FIELDS
+from synthloop.local.options import PORT_FIELDS, ClusterOptions
 
 
 def register(subparsers: Any) -> None:

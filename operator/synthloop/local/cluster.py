@@ -27,7 +27,7 @@ from synthloop.local.binaries import BinaryError, ensure_binaries
 from synthloop.local.fleet import create_nodes, kwok_fleet, render_stages
 from synthloop.local.kube import KubeClient
 from synthloop.local.kubeconfig import write_cert_kubeconfig
-from synthloop.local.options import ClusterOptions, KWOK_ANNOTATION, KWOK_ANNOTATION_VALUE
+from synthloop.local.options import KWOK_ANNOTATION, KWOK_ANNOTATION_VALUE, ClusterOptions
 from synthloop.local.paths import LocalPaths
 from synthloop.local.pki import SERVICE_CIDR, Pki, ensure_pki
 from synthloop.local.supervisor import (
@@ -517,7 +517,7 @@ def status(*, paths: LocalPaths | None = None) -> dict[str, Any]:
         try:
             nodes = KubeClient.from_kubeconfig(state.kubeconfig).get("/api/v1/nodes")["items"]
             result["nodes"] = {"total": len(nodes), "ready": sum(1 for n in nodes if node_ready(n))}
-        except Exception as exc:  # status must still print what it knows
+        except Exception as exc:  # noqa: BLE001 - status must still print what it knows
             result["nodes"] = {"error": str(exc)}
     return result
 

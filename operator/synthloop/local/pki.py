@@ -99,7 +99,7 @@ def _sign(
     usages: list[x509.ObjectIdentifier],
     sans: list[x509.GeneralName] | None = None,
 ) -> x509.Certificate:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -122,7 +122,7 @@ def ensure_pki(directory: Path) -> Pki:
     if pki.complete():
         return pki
     directory.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ca_key = _key()
     ca_name = _name("synthloop-local-ca")
     ca_cert = (

@@ -87,16 +87,19 @@ def start_process(
         except OSError as exc:
             raise SupervisorError(f"cannot start {name} ({argv[0]}): {exc}") from exc
     ticks = process_start_ticks(proc.pid)
-    # Popen objects are dropped on purpose: the process must outlive this CLI call. It is
-    # reaped by init after we exit; while we live, wait_gone() reaps it.
+    # Kept so this process can reap it (and Popen does not warn); after this CLI exits the
+    # process lives on and init reaps it.
+    _CHILDREN[proc.pid] = proc
     return ProcessRecord(name, proc.pid, ticks if ticks is not None else -1, str(log_path), argv)
 
 
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
 def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
+    child = _CHILDREN.get(pid)
+    if child is not None and child.poll() is not None:
+        del _CHILDREN[pid]
 
 
 def wait_gone(record: ProcessRecord, timeout: float) -> bool:

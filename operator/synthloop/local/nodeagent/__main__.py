@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 import threading
+from datetime import UTC
 from pathlib import Path
 from types import FrameType
 
@@ -16,6 +17,8 @@ from synthloop.local.nodeagent.agent import Agent
 from synthloop.local.nodeagent.logserver import serve_logs
 from synthloop.local.nodeagent.nodes import NodeRegistrar, process_node, process_node_names
 from synthloop.local.nodeagent.runner import default_base_path
+
+log = logging.getLogger("synthloop.nodeagent")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,9 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = json.loads(args.config.read_text())
     kube = KubeClient.from_kubeconfig(cfg["kubeconfig"], maxsize=64)
     names = process_node_names(dgx=cfg["dgx_nodes"], cpu=cfg["cpu_nodes"])
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    since = datetime.now(timezone.utc)
+    since = datetime.now(UTC)
     nodes = [
         process_node(n, gpu_labels=cfg["gpu_labels"] if n.startswith("local-dgx-") else None,
                      kubelet_port=cfg["kubelet_port"], since=since)
@@ -48,10 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         is_running=lambda ns, pod: agent.runner_for(ns, pod) is not None,
     )
     registrar.register()
-    logging.info("registered nodes %s", names)
+    log.info("registered nodes %s", names)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        logging.info("signal %d: stopping pods and exiting", signum)
+        log.info("signal %d: stopping pods and exiting", signum)
         agent.stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)

@@ -24,7 +24,7 @@ def process_node_names(*, dgx: int, cpu: int) -> list[str]:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _rfc3339(t: dt.datetime) -> str:

@@ -18,7 +18,6 @@ are replaced by ``KUBECONFIG`` (see ``agent.py``).
 from __future__ import annotations
 
 import base64
-import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path

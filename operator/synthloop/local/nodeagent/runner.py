@@ -45,7 +45,7 @@ BACKOFF_CAP = 30.0
 
 
 def now_rfc3339() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def pod_dir_name(namespace: str, name: str, uid: str) -> str:
