@@ -22,6 +22,7 @@ class RewardJudge:
         store: ArtifactStore | None = None,
         cache_dir: str | None = None,
         batch_size: int = 8,
+        num_threads: int | None = None,
     ) -> None:
         from synthloop.models.reward import load_reward_model, resolve_weights
 
@@ -33,8 +34,17 @@ class RewardJudge:
             raise ModelLoadError(f"reward model {uri!r} does not load: {type(exc).__name__}: {exc}") from exc
         self.uri = uri
         self.weights = dict(weights) if weights is not None else None
+        self.num_threads = num_threads
 
     def rewards(self, conversations: Sequence[Sequence[Message]]) -> list[float]:
         if not conversations:
             return []
-        return [float(r) for r in self.scorer.reward(conversations, self.weights)]
+        import torch
+
+        previous = torch.get_num_threads()
+        if self.num_threads:
+            torch.set_num_threads(self.num_threads)
+        try:
+            return [float(r) for r in self.scorer.reward(conversations, self.weights)]
+        finally:
+            torch.set_num_threads(previous)

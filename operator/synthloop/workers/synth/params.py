@@ -44,6 +44,8 @@ class GeneratorParams(_Params):
     timeout_s: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=4, ge=0)
     dtype: str | None = None
+    #: transformers on CPU: torch threads while generating (None: torch's default).
+    cpu_threads: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _endpoint_for_openai(self) -> GeneratorParams:

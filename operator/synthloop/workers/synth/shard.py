@@ -100,7 +100,8 @@ def run_shard(config: WorkerConfig, *, store: ArtifactStore | None = None) -> Sh
         make_backend(params.generator, model=uri, store=store) for uri in params.preference.models
     ]
     judge = (
-        RewardJudge(inputs["reward_model"], weights=params.reward_model.weights, store=store)
+        RewardJudge(inputs["reward_model"], weights=params.reward_model.weights, store=store,
+                    num_threads=params.generator.cpu_threads)
         if "reward_model" in inputs else None
     )
     out = Pipeline(

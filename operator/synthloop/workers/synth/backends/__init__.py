@@ -43,4 +43,4 @@ def make_backend(
     from synthloop.workers.synth.backends.transformers_backend import TransformersBackend
 
     return TransformersBackend(model=model, batch_size=params.batch_size, store=store,
-                               cache_dir=cache_dir, dtype=params.dtype)
+                               cache_dir=cache_dir, dtype=params.dtype, num_threads=params.cpu_threads)

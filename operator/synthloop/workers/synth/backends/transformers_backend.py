@@ -26,6 +26,7 @@ class TransformersBackend(GenerationBackend):
         cache_dir: str | None = None,
         dtype: str | None = None,
         device: str | None = None,
+        num_threads: int | None = None,
     ) -> None:
         import torch
 
@@ -40,6 +41,8 @@ class TransformersBackend(GenerationBackend):
         self.model = loaded.model.to(self.device)
         self.tokenizer = loaded.tokenizer
         self.batch_size = batch_size
+        # Tiny models on a busy CPU run far faster on one thread than on a contended pool.
+        self.num_threads = num_threads
         self.model_id = model
         self.max_positions = int(getattr(self.model.config, "max_position_embeddings", 4096))
         gen = self.model.generation_config
@@ -55,6 +58,20 @@ class TransformersBackend(GenerationBackend):
 
     def generate(
         self, conversations: Sequence[Sequence[Message]], *, sampling: Sampling
+    ) -> list[list[Completion]]:
+        import torch
+
+        if not self.num_threads or self.device != "cpu":
+            return self._generate(conversations, sampling)
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.num_threads)
+        try:
+            return self._generate(conversations, sampling)
+        finally:
+            torch.set_num_threads(previous)
+
+    def _generate(
+        self, conversations: Sequence[Sequence[Message]], sampling: Sampling
     ) -> list[list[Completion]]:
         import torch
 
