@@ -41,12 +41,15 @@ class OperatorConfig:
     # Seconds between safety-net passes, and the delay of a retry while waiting on inputs.
     resync_seconds: float = 30.0
     wait_seconds: float = 5.0
+    # How long a fromRef to a missing object is waited for (objects applied together by Argo CD
+    # arrive in any order) before it is a RefNotFound failure.
+    ref_grace_seconds: float = 60.0
 
     def image_for(self, kind: str) -> str:
         return self.kind_images.get(kind) or self.worker_image
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, *, allow_zero: bool = False) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -54,7 +57,7 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r}: expected a number of seconds") from None
-    if value <= 0:
+    if value < 0 or (value == 0 and not allow_zero):
         raise ConfigError(f"{name}={raw!r}: expected a positive number of seconds")
     return value
 
@@ -92,4 +95,5 @@ def load_config(env: Mapping[str, str] | None = None) -> OperatorConfig:
         operator_namespace=environ.get("SYNTHLOOP_OPERATOR_NAMESPACE", "").strip() or "synthloop-system",
         resync_seconds=_float(environ, "SYNTHLOOP_RESYNC_SECONDS", 30.0),
         wait_seconds=_float(environ, "SYNTHLOOP_WAIT_SECONDS", 5.0),
+        ref_grace_seconds=_float(environ, "SYNTHLOOP_REF_GRACE_SECONDS", 60.0, allow_zero=True),
     )

@@ -39,7 +39,8 @@ class _Runtime:
     def reconciler(self) -> Reconciler:
         if self.rec is None:
             load_kube_config()
-            self.rec = Reconciler(cluster=Cluster(), store=open_store(), config=CONFIG)
+            self.rec = Reconciler(cluster=Cluster(), store=open_store(), config=CONFIG,
+                                  ref_grace_seconds=CONFIG.ref_grace_seconds)
         return self.rec
 
     def coalesced(self, kind: str, namespace: str, name: str) -> Outcome | None:
