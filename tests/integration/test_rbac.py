@@ -12,6 +12,8 @@ import json
 import os
 import shutil
 import subprocess
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -190,3 +192,123 @@ def test_service_account_token_works_within_its_rights(
     ):
         proc = kubectl.run(*args, check=False, kubeconfig=sa_config)
         assert proc.returncode != 0 and "forbidden" in proc.stderr.lower(), (args, proc.stderr)
+
+
+# --- The operator as its own Deployment (manifests/overlays/local), on the process node ---
+
+OPERATOR_READY_S = 180
+
+
+def _ns_args(obj: dict[str, Any]) -> list[str]:
+    return ["-n", obj["metadata"]["namespace"]] if "namespace" in obj["metadata"] else []
+
+
+def _wait(predicate: Any, *, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(1.0)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def deployed_operator(kubectl: Kubectl, local_cluster: Any) -> Iterator[dict[str, str]]:
+    """The local overlay applied as is, except that it watches only this test's namespaces
+    (so it never competes with an operator another test runs in-process)."""
+    if not getattr(local_cluster, "local", True):
+        pytest.skip("the local overlay targets the process node of `synthloop local`")
+    suffix = uuid.uuid4().hex[:6]
+    namespaces = {"with_secret": f"t-rbac-op-{suffix}", "without_secret": f"t-rbac-op-nosecret-{suffix}"}
+    for ns in namespaces.values():
+        kubectl.run("create", "namespace", ns)
+    # Workers' credentials live in the CR namespace; copy the local cluster's Secret there.
+    secret = json.loads(kubectl.run("get", "secret", "synthloop-minio", "-n", NAMESPACE, "-o", "json").stdout)
+    copy = {"apiVersion": "v1", "kind": "Secret", "type": secret.get("type", "Opaque"),
+            "metadata": {"name": "synthloop-minio", "namespace": namespaces["with_secret"]},
+            "data": secret["data"]}
+    kubectl.run("apply", "-f", "-", stdin=json.dumps(copy))
+
+    rendered = kubectl.run("kustomize", str(ROOT / "manifests" / "overlays" / "local")).stdout
+    objs = [o for o in yaml.safe_load_all(rendered) if o]
+    config = next(o for o in objs if o["kind"] == "ConfigMap"
+                  and o["metadata"]["name"].startswith("synthloop-operator-config-"))
+    config["data"]["SYNTHLOOP_NAMESPACES"] = ",".join(namespaces.values())
+    created = []
+    for obj in objs:
+        if obj["kind"] in ("Namespace", "CustomResourceDefinition"):
+            continue
+        exists = kubectl.run("get", obj["kind"].lower(), obj["metadata"]["name"], *_ns_args(obj),
+                             "--ignore-not-found", "-o", "name").stdout.strip()
+        if not exists:
+            created.append(obj)
+    kubectl.run("apply", "--server-side", "--force-conflicts", "--field-manager=synthloop-test-rbac",
+                "-f", "-", stdin=yaml.safe_dump_all(objs))
+    try:
+        kubectl.run("rollout", "status", "deployment/synthloop-operator", "-n", NAMESPACE,
+                    f"--timeout={OPERATOR_READY_S}s")
+        pod = json.loads(kubectl.run("get", "pods", "-n", NAMESPACE, "-l",
+                                     "app.kubernetes.io/name=synthloop-operator", "-o", "json").stdout)
+        running = [p for p in pod["items"] if p["status"].get("phase") == "Running"]
+        assert len(running) == 1, [p["metadata"]["name"] for p in pod["items"]]
+        yield {**namespaces, "pod": running[0]["metadata"]["name"], "node": running[0]["spec"]["nodeName"],
+               "serviceAccount": running[0]["spec"]["serviceAccountName"]}
+    finally:
+        kubectl.run("delete", "deployment", "synthloop-operator", "-n", NAMESPACE,
+                    "--ignore-not-found", "--wait=true", "--timeout=60s", check=False)
+        for obj in reversed(created):
+            kubectl.run("delete", obj["kind"].lower(), obj["metadata"]["name"], *_ns_args(obj),
+                        "--ignore-not-found", "--wait=false", check=False)
+        for ns in namespaces.values():
+            kubectl.run("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def _synthround(name: str, namespace: str, generator: dict[str, Any]) -> str:
+    return json.dumps({
+        "apiVersion": "synthloop.io/v1alpha1", "kind": "SynthRound",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"generator": {"model": generator, "backend": "transformers"},
+                 "prompts": {"math": 4}, "shards": 1,
+                 "resources": {"profile": "dgx-h100", "gpusPerNode": 0}},
+    })
+
+
+def _condition(kubectl: Kubectl, namespace: str, name: str, ctype: str) -> dict[str, Any] | None:
+    obj = json.loads(kubectl.run("get", "synthround", name, "-n", namespace, "-o", "json").stdout)
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == ctype:
+            return dict(cond)
+    return None
+
+
+def test_operator_deployment_runs_as_its_service_account_on_the_process_node(
+    kubectl: Kubectl, deployed_operator: dict[str, str]
+) -> None:
+    assert deployed_operator["node"] == "local-cpu-0"
+    assert deployed_operator["serviceAccount"] == SA
+
+
+def test_deployed_operator_reconciles_within_its_rbac(
+    kubectl: Kubectl, deployed_operator: dict[str, str]
+) -> None:
+    """Status writes, the Secret check by name and events all succeed as the ServiceAccount."""
+    ns_ok, ns_missing = deployed_operator["with_secret"], deployed_operator["without_secret"]
+    waiting = "waits-for-promotion"
+    kubectl.run("apply", "-f", "-", stdin=_synthround(waiting, ns_ok, {"promoted": f"never-{uuid.uuid4().hex[:6]}"}))
+    inputs = _wait(lambda: _condition(kubectl, ns_ok, waiting, "InputsReady"),
+                   timeout=120, what=f"InputsReady on SynthRound {ns_ok}/{waiting}")
+    assert inputs["status"] == "False" and "never-" in inputs["message"], inputs
+
+    # Without the credentials Secret the run fails by name; a 403 would read differently.
+    orphan = "no-credentials"
+    kubectl.run("apply", "-f", "-", stdin=_synthround(orphan, ns_missing, {"uri": "s3://synthloop/models/x/"}))
+    failed = _wait(lambda: (c := _condition(kubectl, ns_missing, orphan, "Failed")) and c["status"] == "True" and c,
+                   timeout=120, what=f"Failed on SynthRound {ns_missing}/{orphan}")
+    assert failed["reason"] == "SecretMissing", failed
+    assert "synthloop-minio" in failed["message"]
+
+    logs = kubectl.run("logs", "-n", NAMESPACE, deployed_operator["pod"], check=False)
+    assert logs.returncode == 0, logs.stderr
+    denied = [line for line in logs.stdout.splitlines() if "forbidden" in line.lower() or " 403" in line]
+    assert denied == [], "the operator hit RBAC denials:\n" + "\n".join(denied[:20])
