@@ -30,11 +30,11 @@ from typing import Any
 import yaml
 
 from synthloop.api.v1alpha1 import API_VERSION
+from synthloop.api.v1alpha1.pretrain import PretrainJobSpec
 from synthloop.builders.jobs import Owner, Platform, build_job
 from synthloop.builders.names import job_name
 from synthloop.builders.profiles import DGX_H100, ProfileSet, Toleration
 from synthloop.builders.stages import job_request, pretrain_stages
-from synthloop.api.v1alpha1.pretrain import PretrainJobSpec
 from synthloop.local.fleet import create_nodes, delete_nodes, kwok_fleet
 from synthloop.local.kube import KubeClient, KubeError
 from synthloop.local.options import DGX_H100_LABELS

@@ -11,7 +11,14 @@ import yaml
 
 from synthloop.api.v1alpha1 import AlignJob, PretrainJob, RewardTrain, SynthRound
 from synthloop.api.worker import WorkerConfig
-from synthloop.builders.jobs import JOB_LABEL, KUEUE_QUEUE_LABEL, Owner, Platform, build_job, build_service
+from synthloop.builders.jobs import (
+    JOB_LABEL,
+    KUEUE_QUEUE_LABEL,
+    Owner,
+    Platform,
+    build_job,
+    build_service,
+)
 from synthloop.builders.names import OWNER_UID_LABEL, child_name, job_name
 from synthloop.builders.profiles import BUILTIN, ProfileError, parse_profiles
 from synthloop.builders.stages import (

@@ -12,8 +12,22 @@ from synthloop.artifacts.promotion import PromotionPointer
 from synthloop.controllers import reasons as R
 from synthloop.controllers.conditions import get_condition, set_condition
 from synthloop.controllers.config import ConfigError, load_config
-from synthloop.controllers.resolve import Invalid, Resolved, Waiting, find_cycle, iter_refs, resolve_source
-from synthloop.controllers.status import attempts, gpu_hours, job_failure, job_state, progress_from_reports, status_patch
+from synthloop.controllers.resolve import (
+    Invalid,
+    Resolved,
+    Waiting,
+    find_cycle,
+    iter_refs,
+    resolve_source,
+)
+from synthloop.controllers.status import (
+    attempts,
+    gpu_hours,
+    job_failure,
+    job_state,
+    progress_from_reports,
+    status_patch,
+)
 
 pytestmark = pytest.mark.unit
 

@@ -69,7 +69,7 @@ def synth_params(spec: SynthRoundSpec) -> dict[str, Any]:
 
 def pretrain_params(spec: PretrainJobSpec) -> dict[str, Any]:
     wire = spec.wire()
-    out = {k: wire[k] for k in ("model", "tokenizer", "phases", "batchRamp", "parallelism", "checkpoint", "seed") if k in wire}
+    out: dict[str, Any] = {k: wire[k] for k in ("model", "tokenizer", "phases", "batchRamp", "parallelism", "checkpoint", "seed") if k in wire}
     # The tokenizer source is an input (resolved to a URI), not a param.
     if isinstance(out.get("tokenizer"), dict):
         out["tokenizer"] = {k: v for k, v in out["tokenizer"].items() if k != "source"}

@@ -107,20 +107,23 @@ def register_kind(kind: str) -> None:
     @kopf.on.resume(GROUP, VERSION, plural, id=f"{plural}-resume")
     @kopf.on.create(GROUP, VERSION, plural, id=f"{plural}-create")
     @kopf.on.update(GROUP, VERSION, plural, field="spec", id=f"{plural}-update")
-    def on_change(name: str, namespace: str, retry: int, **_: Any) -> None:
+    def on_change(name: str, namespace: str | None, retry: int, **_: Any) -> None:
+        assert namespace is not None  # the four kinds are namespaced
         outcome_to_kopf(RUNTIME.coalesced(kind, namespace, name), retry=retry)
 
     @kopf.timer(GROUP, VERSION, plural, interval=CONFIG.resync_seconds, initial_delay=CONFIG.resync_seconds,
                 id=f"{plural}-resync")
-    def resync(name: str, namespace: str, status: Any, meta: Any, **_: Any) -> None:
+    def resync(name: str, namespace: str | None, status: Any, meta: Any, **_: Any) -> None:
+        assert namespace is not None
         st = dict(status or {})
         if st.get("phase") in TERMINAL and st.get("observedGeneration") == meta.get("generation"):
             return
         RUNTIME.coalesced(kind, namespace, name)
 
     @kopf.on.delete(GROUP, VERSION, plural, when=_keep_artifacts_false, id=f"{plural}-cleanup")
-    def cleanup(name: str, namespace: str, uid: str, **_: Any) -> None:
+    def cleanup(name: str, namespace: str | None, uid: str, **_: Any) -> None:
         """``keepArtifacts: false``: delete the run prefix (the only cleanup owner refs cannot do)."""
+        assert namespace is not None
         rec = RUNTIME.reconciler()
         prefix = run_prefix(bucket=CONFIG.bucket, namespace=namespace, kind=kind, name=name, uid=uid)
         uris = rec.store.list(prefix)
@@ -131,7 +134,7 @@ def register_kind(kind: str) -> None:
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={OWNER_UID_LABEL: kopf.PRESENT, OWNER_KIND_LABEL: kopf.PRESENT})
-def on_job(body: Any, type: str | None, **_: Any) -> None:  # noqa: A002 - kopf's argument name
+def on_job(body: Any, type: str | None, **_: Any) -> None:
     """A child Job changed: run a pass on its owner (coalesced); the owner is its controller ref."""
     meta = body.get("metadata", {})
     namespace = meta.get("namespace")
@@ -140,5 +143,5 @@ def on_job(body: Any, type: str | None, **_: Any) -> None:  # noqa: A002 - kopf'
         return
     try:
         RUNTIME.coalesced(owner["kind"], namespace, owner["name"])
-    except Exception:  # noqa: BLE001 - the owner's own handlers and timer retry
+    except Exception:
         log.exception("pass on %s %s/%s after a Job event failed", owner["kind"], namespace, owner["name"])

@@ -22,9 +22,9 @@ def load_kube_config() -> None:
     from kubernetes import config
 
     try:
-        config.load_incluster_config()
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        config.load_kube_config()
+        config.load_kube_config()  # type: ignore[no-untyped-call]
 
 
 class Cluster:
@@ -144,6 +144,6 @@ class Cluster:
             "count": 1,
         }
         try:
-            self.core.create_namespaced_event(meta.get("namespace"), event)
+            self.core.create_namespaced_event(str(meta.get("namespace")), event)  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001 - an Event is best-effort by nature
             log.warning("could not post event %s on %s/%s: %s", reason, meta.get("namespace"), meta.get("name"), exc)

@@ -35,9 +35,9 @@ def run(args: argparse.Namespace) -> int:
     config = load_config()  # fail fast on a bad setting, before any watch starts
     namespaces = args.namespace or list(config.namespaces)
     # Importing the per-kind modules registers their handlers.
-    import synthloop.controllers.align  # noqa: F401
-    import synthloop.controllers.pretrain  # noqa: F401
-    import synthloop.controllers.reward  # noqa: F401
+    import synthloop.controllers.align
+    import synthloop.controllers.pretrain
+    import synthloop.controllers.reward
     import synthloop.controllers.synthround  # noqa: F401
 
     liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None

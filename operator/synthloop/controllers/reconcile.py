@@ -12,7 +12,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -164,7 +164,7 @@ class Reconciler:
                 if ((body.get("status") or {}).get("phase")) in (None, "Pending", "WaitingForInputs"):
                     try:
                         self.reconcile(kind, namespace, body["metadata"]["name"], kick=False)
-                    except Exception:  # noqa: BLE001 - its own triggers will retry it
+                    except Exception:
                         log.exception("pass on waiting %s %s/%s failed", kind, namespace, body["metadata"]["name"])
 
 
@@ -575,7 +575,7 @@ class _Pass:
         self.new["progress"] = None
         if metrics:
             gates = list(getattr(getattr(spec, "evaluation", None), "gates", []) or [])
-            key = gates[0].metric if gates else sorted(metrics)[0]
+            key = gates[0].metric if gates else min(metrics)
             if key in metrics:
                 self.new["keyMetric"] = f"{key}={metrics[key]:.4g}"
         if not self.new.get("finishedAt"):
