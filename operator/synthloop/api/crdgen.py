@@ -63,6 +63,8 @@ class _Structural:
                     out[key] = self.convert(value) if value else {"x-kubernetes-preserve-unknown-fields": True}
             elif key == "const":
                 out["enum"] = [value]
+            elif key in ("exclusiveMinimum", "exclusiveMaximum") and isinstance(value, bool):
+                out[key] = value  # already converted (an Optional's inner schema is converted twice)
             elif key in ("exclusiveMinimum", "exclusiveMaximum"):
                 bound = "minimum" if key == "exclusiveMinimum" else "maximum"
                 out[bound] = value
