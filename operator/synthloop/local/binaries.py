@@ -205,7 +205,8 @@ def build_component(
     """Compile one binary into ``bin_dir`` (atomically) and return its build record entry."""
     go = find_go()
     bin_dir.mkdir(parents=True, exist_ok=True)
-    out = bin_dir / f".{component.name}.building"
+    (bin_dir / ".building").mkdir(parents=True, exist_ok=True)
+    out = bin_dir / ".building" / component.name  # same basename: --version output names it
     env = dict(os.environ, GOTOOLCHAIN="local", GOFLAGS="-trimpath -buildvcs=false")
     cmd = [
         go, "build", "-v", "-p", str(jobs),
