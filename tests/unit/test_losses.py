@@ -9,7 +9,12 @@ import torch
 import torch.nn.functional as F
 
 from synthloop.workers.training.losses import (
-    bradley_terry_loss, causal_lm_loss, dpo_loss, reward_mse_loss, rpo_bwd_kl_loss, sequence_logps,
+    bradley_terry_loss,
+    causal_lm_loss,
+    dpo_loss,
+    reward_mse_loss,
+    rpo_bwd_kl_loss,
+    sequence_logps,
 )
 
 pytestmark = pytest.mark.unit

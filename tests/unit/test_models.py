@@ -114,7 +114,7 @@ def test_load_model_from_store_uses_a_cache(tmp_path: Path) -> None:
     assert (first / "config.json").is_file()
     second = fetch_model_dir(f"{run}/model/", store=store, cache_dir=cache)
     assert first == second
-    model, tok = load_model(f"{run}/model", store=store, cache_dir=cache)
+    model, _tok = load_model(f"{run}/model", store=store, cache_dir=cache)
     assert model.config.num_hidden_layers == PRESETS["tiny-test"].num_layers
     with pytest.raises(FileNotFoundError, match="no config.json"):
         fetch_model_dir(f"file://{tmp_path}/store/nothing", store=store, cache_dir=cache)

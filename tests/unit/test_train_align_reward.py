@@ -125,7 +125,7 @@ def test_sft_labels_cover_assistant_turns_only(base: Path) -> None:
     msgs = parse_sft({"system": "Be brief.", "conversations": [
         {"from": "User", "value": "Tom has 2 pens. How many?"}, {"from": "Assistant", "value": "Two."},
         {"from": "User", "value": "And Ana?"}, {"from": "Assistant", "value": "Three."}]})
-    ids, labels = encode_conversation(tok, msgs, max_length=512)
+    _ids, labels = encode_conversation(tok, msgs, max_length=512)
     trained = tok.decode([t for t in labels if t != -100])
     assert trained == "Two.\n<extra_id_1>Three.\n</s>"
     with pytest.raises(ValueError, match="no assistant turn"):

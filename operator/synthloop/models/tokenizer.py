@@ -56,9 +56,9 @@ def train_tokenizer(texts: Iterable[str], *, vocab_size: int) -> PreTrainedToken
     sp = SentencePieceBPETokenizer(unk_token=UNK, add_prefix_space=False)
     # Words also end at a newline, so no token spans "Assistant\n" and the answer after it:
     # the loss mask of a turn then starts exactly at a token boundary.
-    sp._tokenizer.pre_tokenizer = pre_tokenizers.Sequence([  # noqa: SLF001
+    sp._tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Split("\n", behavior="merged_with_previous"),
-        sp._tokenizer.pre_tokenizer,  # noqa: SLF001
+        sp._tokenizer.pre_tokenizer,
     ])
     sp.train_from_iterator(
         iter(texts),
@@ -69,7 +69,7 @@ def train_tokenizer(texts: Iterable[str], *, vocab_size: int) -> PreTrainedToken
         limit_alphabet=len(_ALPHABET),
         show_progress=False,
     )
-    return wrap_tokenizer(sp._tokenizer)  # noqa: SLF001 - the raw Tokenizer is what HF wraps
+    return wrap_tokenizer(sp._tokenizer)
 
 
 def wrap_tokenizer(raw: object) -> PreTrainedTokenizerFast:

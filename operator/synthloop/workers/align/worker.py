@@ -23,20 +23,39 @@ from typing import Any
 import torch
 
 from synthloop.api.worker import WorkerConfig
-from synthloop.artifacts.manifest import ArtifactRef, Manifest, ManifestError, verify_manifest, write_manifest
+from synthloop.artifacts.manifest import (
+    ArtifactRef,
+    Manifest,
+    ManifestError,
+    verify_manifest,
+    write_manifest,
+)
 from synthloop.artifacts.store import open_store
 from synthloop.models.chat import encode_conversation, pad_batch
 from synthloop.models.io import save_model
 from synthloop.workers.align.params import AlignParams, Stage
 from synthloop.workers.training.data import (
-    PreferencePair, batches, parse_preference, parse_sft, read_jsonl,
+    PreferencePair,
+    batches,
+    parse_preference,
+    parse_sft,
+    read_jsonl,
 )
 from synthloop.workers.training.distributed import DistEnv
 from synthloop.workers.training.losses import (
-    IGNORE_INDEX, causal_lm_loss, dpo_loss, rpo_bwd_kl_loss, sequence_logps,
+    IGNORE_INDEX,
+    causal_lm_loss,
+    dpo_loss,
+    rpo_bwd_kl_loss,
+    sequence_logps,
 )
 from synthloop.workers.training.runtime import (
-    Engine, Run, log, pick_device, quiet_transformers, seed_everything,
+    Engine,
+    Run,
+    log,
+    pick_device,
+    quiet_transformers,
+    seed_everything,
 )
 
 

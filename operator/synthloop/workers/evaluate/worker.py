@@ -21,7 +21,13 @@ from synthloop.workers.evaluation.generation import generate
 from synthloop.workers.training.corpus import arithmetic_problem
 from synthloop.workers.training.data import parse_preference, read_jsonl
 from synthloop.workers.training.distributed import DistEnv
-from synthloop.workers.training.runtime import Run, log, pick_device, quiet_transformers, seed_everything
+from synthloop.workers.training.runtime import (
+    Run,
+    log,
+    pick_device,
+    quiet_transformers,
+    seed_everything,
+)
 
 
 def _task_name(task: str) -> str:

@@ -29,7 +29,13 @@ from synthloop.workers.training.checkpoint import CheckpointError, Checkpoints
 from synthloop.workers.training.distributed import DistEnv, deepspeed_available, deepspeed_config
 from synthloop.workers.training.losses import causal_lm_loss
 from synthloop.workers.training.runtime import (
-    Engine, Run, log, peak_flops, pick_device, quiet_transformers, seed_everything,
+    Engine,
+    Run,
+    log,
+    peak_flops,
+    pick_device,
+    quiet_transformers,
+    seed_everything,
 )
 from synthloop.workers.training.schedule import PhaseSpec, PlannedStep, RampStage, plan
 

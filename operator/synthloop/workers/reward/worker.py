@@ -9,6 +9,7 @@ held-out responses to the same prompt) give the preference accuracy.
 
 from __future__ import annotations
 
+import math
 import random
 import shutil
 from collections import defaultdict
@@ -23,19 +24,29 @@ from synthloop.models.io import save_model
 from synthloop.models.reward import ATTRIBUTES, build_reward_model, encode_for_reward
 from synthloop.workers.reward.params import RewardParams
 from synthloop.workers.training.data import (
-    PreferencePair, Rating, batches, parse_preference, parse_rating, read_jsonl,
+    PreferencePair,
+    Rating,
+    batches,
+    parse_preference,
+    parse_rating,
+    read_jsonl,
 )
 from synthloop.workers.training.distributed import DistEnv
 from synthloop.workers.training.losses import bradley_terry_loss, reward_mse_loss
 from synthloop.workers.training.runtime import (
-    Engine, Run, log, pick_device, quiet_transformers, seed_everything,
+    Engine,
+    Run,
+    log,
+    pick_device,
+    quiet_transformers,
+    seed_everything,
 )
 
 
 def _split(items: list[Any], fraction: float, rng: random.Random) -> tuple[list[Any], list[Any]]:
     items = list(items)
     rng.shuffle(items)
-    k = int(round(len(items) * fraction))
+    k = round(len(items) * fraction)
     if fraction > 0 and len(items) > 1:
         k = max(1, min(k, len(items) - 1))
     return items[k:], items[:k]
@@ -152,9 +163,13 @@ def _pairs_from_ratings(ratings: list[Rating]) -> list[PreferencePair]:
         by_prompt[repr(r.prompt)].append(r)
     pairs: list[PreferencePair] = []
     for group in by_prompt.values():
-        scored = sorted(group, key=lambda r: sum(a for a in r.attributes if a == a), reverse=True)
+        scored = sorted(group, key=_rated_sum, reverse=True)
         for lo in scored[1:]:
-            if sum(a for a in scored[0].attributes if a == a) > sum(a for a in lo.attributes if a == a):
+            if _rated_sum(scored[0]) > _rated_sum(lo):
                 pairs.append(PreferencePair(prompt=scored[0].prompt, chosen=scored[0].response,
                                             rejected=lo.response))
     return pairs
+
+
+def _rated_sum(r: Rating) -> float:
+    return sum(a for a in r.attributes if not math.isnan(a))

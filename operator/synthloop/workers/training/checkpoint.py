@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from synthloop.artifacts.manifest import (
-    ArtifactRef, Manifest, ManifestError, read_manifest, verify_manifest, write_manifest,
+    ArtifactRef,
+    Manifest,
+    ManifestError,
+    read_manifest,
+    verify_manifest,
+    write_manifest,
 )
 from synthloop.artifacts.store import ArtifactStore
 from synthloop.artifacts.uris import join

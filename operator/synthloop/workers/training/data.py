@@ -21,6 +21,7 @@ Accepted formats:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -73,7 +74,7 @@ def read_jsonl(
         try:
             obj = json.loads(line)
             if not isinstance(obj, dict):
-                raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+                raise TypeError(f"expected a JSON object, got {type(obj).__name__}")
             rows.append(parse(obj))
         except (ValueError, KeyError, TypeError) as exc:
             bad.append((lineno, f"{type(exc).__name__}: {exc}"))
@@ -165,7 +166,7 @@ def parse_rating(row: dict[str, Any]) -> Rating:
         if value is not None and not 0 <= value <= 4:
             raise ValueError(f"{name}={value}: expected 0..4")
         attrs.append(float("nan") if value is None else value)
-    if all(a != a for a in attrs):
+    if all(math.isnan(a) for a in attrs):
         raise ValueError(f"no attribute rated (expected some of {list(ATTRIBUTES)})")
     return Rating(prompt=_messages(row["prompt"], "prompt"), response=_text(row["response"], "response"),
                   attributes=tuple(attrs))
