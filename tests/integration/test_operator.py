@@ -1,7 +1,7 @@
 """The operator on the real local cluster: placement, chaining through MinIO, gates, restarts, failures.
 
 Each test runs `synthloop operator` as a subprocess (the same entry point the Deployment runs)
-watching only the test's namespace, with a hardware profile file: `local-dgx` pins pods to the
+watching only the test's namespace, with a hardware profile file whose `dgx-h100` pins pods to the
 process-backed DGX node `local-dgx-0`, where the real workers run on the CPU with tiny
 models; placement tests add a few KWOK DGX nodes carrying a probe taint that only their
 profile tolerates.
@@ -48,7 +48,9 @@ class Operator:
 
     def __init__(self, lc: LocalCluster, namespace: str, workdir: Path) -> None:
         self.lc, self.namespace, self.workdir = lc, namespace, workdir
-        self.profiles: dict[str, Any] = {"local-dgx": {
+        # "dgx-h100" here is the DGX profile plus a pin to the process node: the operator config
+        # decides what a profile means on this cluster, so CRs keep the API's default profile.
+        self.profiles: dict[str, Any] = {"dgx-h100": {
             "nodeSelector": {"kubernetes.io/hostname": "local-dgx-0", **DGX_SELECTOR},
             "tolerations": [GPU_TOLERATION], "gpusPerNode": 8, "shmSize": "1Gi",
         }}
@@ -58,7 +60,7 @@ class Operator:
 
     def env(self) -> dict[str, str]:
         path = self.workdir / "profiles.yaml"
-        path.write_text(yaml.safe_dump({"default": "local-dgx", "profiles": self.profiles}))
+        path.write_text(yaml.safe_dump({"default": "dgx-h100", "profiles": self.profiles}))
         return {**os.environ, **self.lc.env(), "SYNTHLOOP_PROFILES": str(path),
                 "SYNTHLOOP_BUCKET": self.lc.bucket, "SYNTHLOOP_WORKER_IMAGE": "synthloop/worker:dev",
                 "SYNTHLOOP_IMAGE_PULL_POLICY": "Never", "SYNTHLOOP_RESYNC_SECONDS": "5",
@@ -66,11 +68,11 @@ class Operator:
 
     def start(self) -> None:
         self.starts += 1
-        log = (self.workdir / f"operator-{self.starts}.log").open("wb")
-        self.proc = subprocess.Popen(
-            ["synthloop", "operator", "--liveness-port", "0", "-n", self.namespace],
-            env=self.env(), stdout=log, stderr=subprocess.STDOUT,
-        )
+        with (self.workdir / f"operator-{self.starts}.log").open("wb") as log:
+            self.proc = subprocess.Popen(
+                ["synthloop", "operator", "--liveness-port", "0", "-n", self.namespace],
+                env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+            )
 
     def stop(self, *, kill: bool = False) -> None:
         if self.proc is None:
@@ -91,7 +93,7 @@ class Operator:
 @pytest.fixture
 def operator(local_cluster: LocalCluster, namespace: str, tmp_path: Path, s3_env: dict[str, str]) -> Iterator[Operator]:
     lc = local_cluster
-    lc.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    lc.kubectl("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds"))
     for plural in PLURALS.values():
         lc.kubectl("wait", "--for=condition=Established", f"crd/{plural}.synthloop.io", "--timeout=60s")
     lc.kube.create(f"/api/v1/namespaces/{namespace}/secrets", {
@@ -434,3 +436,44 @@ def test_semantic_errors_end_in_failed_with_their_reason(
     time.sleep(8)
     assert get_cr(lc, namespace, "AlignJob", "no-secret")["metadata"]["resourceVersion"] == rv
     assert not jobs(lc, namespace)
+
+
+# -- the operator as its Deployment ----------------------------------------------------------
+
+def test_the_deployment_from_the_local_overlay_runs_a_round_as_its_service_account(
+    local_cluster: LocalCluster, namespace: str, operator: Operator, base: dict[str, str]
+) -> None:
+    """`manifests/overlays/local` on the process node local-cpu-0: RBAC, Secret and profiles for real.
+
+    The rendered overlay is applied as is, except that the operator watches only this test's
+    namespace (SYNTHLOOP_NAMESPACES), so it never touches other tests' objects.
+    """
+    lc = local_cluster
+    rendered = lc.kubectl("kustomize", str(ROOT / "manifests" / "overlays" / "local")).stdout
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    for doc in docs:
+        if doc["kind"] == "ConfigMap" and doc["metadata"]["name"].startswith("synthloop-operator-config"):
+            doc["data"]["SYNTHLOOP_NAMESPACES"] = namespace
+            doc["data"]["SYNTHLOOP_RESYNC_SECONDS"] = "5"
+            doc["data"]["SYNTHLOOP_WAIT_SECONDS"] = "1"
+    lc.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-",
+               input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
+    try:
+        lc.kubectl("rollout", "status", "-n", "synthloop-system", "deployment/synthloop-operator", "--timeout=120s",
+                   timeout=150)
+        (pod,) = [p for p in lc.kube.get("/api/v1/namespaces/synthloop-system/pods",
+                                         labelSelector="app.kubernetes.io/name=synthloop-operator")["items"]
+                  if p["metadata"].get("deletionTimestamp") is None]
+        assert pod["spec"]["nodeName"] == "local-cpu-0"
+        assert pod["spec"]["serviceAccountName"] == "synthloop-operator"
+        apply(lc, namespace, cr("SynthRound", "deployed", {
+            "generator": {"model": {"uri": base["model"]}, "backend": "transformers", "maxTokens": 8},
+            "prompts": {"math": 2}, "backoffLimit": 0}))
+        body = wait_phase(lc, operator, namespace, "SynthRound", "deployed", {"Succeeded"}, timeout=240)
+        assert {o["name"] for o in body["status"]["outputs"]} >= {"data", "sft", "preference"}
+        events = lc.kube.get(f"/api/v1/namespaces/{namespace}/events",
+                             fieldSelector="involvedObject.name=deployed")["items"]
+        assert {e["reason"] for e in events} >= {"JobCreated", "Succeeded"}
+    finally:
+        lc.kubectl("delete", "synthrounds", "--all", "-n", namespace, "--timeout=30s", check=False)
+        lc.kubectl("delete", "deployment/synthloop-operator", "-n", "synthloop-system", "--timeout=60s", check=False)
