@@ -135,7 +135,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 1
     print(f"cluster: {'running' if info['running'] else 'NOT running'}")
     for p in info["processes"]:
-        print(f"  {p['name']:<24} pid {p['pid']:<8} {'alive' if p['alive'] else 'DEAD'}  {p['log']}")
+        state = "alive" if p["alive"] else "DEAD"
+        print(f"  {p['name']:<24} pid {p['pid']:<8} {state:<5} {p['rss_mib']:>7.1f} MiB  {p['log']}")
+    print(f"resident memory: {info['rss_mib']:.0f} MiB")
     if "nodes" in info:
         print(f"nodes: {info['nodes']}")
     print(f"kubeconfig: {info['kubeconfig']}\nminio: {info['s3_endpoint']}")

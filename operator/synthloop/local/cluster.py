@@ -35,6 +35,7 @@ from synthloop.local.supervisor import (
     is_alive,
     port_in_use,
     process_start_ticks,
+    rss_bytes,
     start_process,
     stop_process,
     tail,
@@ -503,12 +504,15 @@ def status(*, paths: LocalPaths | None = None) -> dict[str, Any]:
     if state is None:
         return {"running": False, "processes": [], "message": "no local cluster (run `synthloop local up`)"}
     procs = [
-        {"name": p.name, "pid": p.pid, "alive": is_alive(p), "log": p.log} for p in state.processes
+        {"name": p.name, "pid": p.pid, "alive": is_alive(p), "log": p.log,
+         "rss_mib": round(rss_bytes(p.pid) / 2**20, 1) if is_alive(p) else 0.0}
+        for p in state.processes
     ]
     result: dict[str, Any] = {
         "running": all(p["alive"] for p in procs) and state.ready,
         "ready": state.ready,
         "processes": procs,
+        "rss_mib": round(sum(p["rss_mib"] for p in procs), 1),
         "kubeconfig": state.kubeconfig,
         "s3_endpoint": state.s3_endpoint,
         "options": state.options.to_json(),
