@@ -199,10 +199,10 @@ def base(local_cluster: LocalCluster, namespace: str, s3_env: dict[str, str], tm
 
 @pytest.fixture
 def kwok_dgx(local_cluster: LocalCluster, operator: Operator) -> Iterator[list[str]]:
-    """Three KWOK DGX nodes only the `kwok` profile's pods tolerate; pods there only pretend."""
+    """Eight KWOK DGX nodes (room for every pod at once) only the `kwok` profile tolerates; pods there only pretend."""
     probe = uuid.uuid4().hex[:6]
     taint = {"key": PROBE, "value": probe, "effect": "NoSchedule"}
-    fleet = kwok_fleet(dgx=3, cpu=0, gpu_labels=DGX_H100_LABELS, prefix=f"op-{probe}",
+    fleet = kwok_fleet(dgx=8, cpu=0, gpu_labels=DGX_H100_LABELS, prefix=f"op-{probe}",
                        extra_labels={PROBE: probe}, extra_taints=[taint])
     names = [n["metadata"]["name"] for n in fleet]
     create_nodes(local_cluster.kube, fleet)
