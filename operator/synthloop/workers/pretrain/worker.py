@@ -149,6 +149,7 @@ def run(config: WorkerConfig, *, stop_after_step: int | None = None) -> int:
         rows = list(range(st.samples_before + env.rank, st.samples_before + st.batch_size,
                           env.world_size))
         micro = params.parallelism.micro_batch_size
+        engine.begin(st.lr, global_batch_size=st.batch_size)
         step_loss = 0.0
         for i in range(0, len(rows), micro):
             chunk = rows[i: i + micro]

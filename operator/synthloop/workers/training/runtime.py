@@ -95,20 +95,30 @@ class Engine:
     def __call__(self, **batch: Any) -> Any:
         return self.wrapped(**batch)
 
+    def begin(self, lr: float, *, global_batch_size: int | None = None) -> None:
+        """Start a global step at ``lr``; DeepSpeed applies it at its accumulation boundary."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        if self.ds_engine is not None and global_batch_size is not None \
+                and global_batch_size != self.ds_engine.train_batch_size():
+            self.ds_engine.set_train_batch_size(global_batch_size)  # the batch ramp
+
     def backward(self, loss: torch.Tensor) -> None:
+        """One micro-batch. Plain torch: ``loss`` is pre-scaled by the caller. DeepSpeed scales
+        by its gradient-accumulation steps itself and steps at the boundary."""
         if self.ds_engine is not None:
             self.ds_engine.backward(loss)
+            self.ds_engine.step()
         else:
             loss.backward()
 
     def step(self, lr: float) -> float:
-        """Apply the accumulated gradients at learning rate ``lr``; returns the grad norm."""
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        """Finish the global step: apply the accumulated gradients; returns the grad norm."""
         if self.ds_engine is not None:
-            self.ds_engine.step()
             norm = self.ds_engine.get_global_grad_norm()
             return float(norm) if norm is not None else 0.0
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
         norm = torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
