@@ -21,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from synth_throughput import prompts  # noqa: E402  (bench/ sibling module)
+from synth_throughput import prompts
 
 
 def build_model(out: Path, *, layers: int, hidden: int) -> Path:

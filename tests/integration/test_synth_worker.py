@@ -50,7 +50,7 @@ def worker(task: str, cfg: dict[str, Any], env: dict[str, str], *, index: int | 
     if index is not None:
         run_env["JOB_COMPLETION_INDEX"] = str(index)  # as an Indexed Job sets it
     return subprocess.run([sys.executable, "-m", "synthloop.workers.cli", task], env=run_env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, check=False)
 
 
 def test_two_shards_and_merge_on_minio(local_cluster: Any, s3_env: dict[str, str], namespace: str,

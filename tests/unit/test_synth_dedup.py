@@ -6,7 +6,14 @@ import random
 
 import pytest
 
-from synthloop.workers.synth.dedup import MinHasher, dedup, jaccard, normalize, prompt_text, shingles
+from synthloop.workers.synth.dedup import (
+    MinHasher,
+    dedup,
+    jaccard,
+    normalize,
+    prompt_text,
+    shingles,
+)
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,13 @@ import random
 
 import pytest
 
-from synthloop.verifiers import REGISTRY, instruction_from_dict, prompt_passes, sample_instructions, score
+from synthloop.verifiers import (
+    REGISTRY,
+    instruction_from_dict,
+    prompt_passes,
+    sample_instructions,
+    score,
+)
 
 pytestmark = pytest.mark.unit
 

@@ -34,7 +34,7 @@ def _clean(answer: str) -> str:
     answer = answer.strip().strip("*").strip()
     numbers = re.findall(_NUMBER, answer)
     if numbers:
-        return numbers[0].rstrip(".").replace("$", "")
+        return str(numbers[0]).rstrip(".").replace("$", "")
     return answer.rstrip(".").strip()
 
 
@@ -46,11 +46,11 @@ def extract_answer(response: str) -> str | None:
             return _clean(matches[-1].group("a"))
     numbers = re.findall(_NUMBER, response)
     if numbers:
-        return numbers[-1].rstrip(".").replace("$", "")
+        return str(numbers[-1]).rstrip(".").replace("$", "")
     return None
 
 
-def answers_equal(given: str, expected: str | int | float | Fraction) -> bool:
+def answers_equal(given: str, expected: str | float | Fraction) -> bool:
     expected_text = str(expected)
     a = parse_number(given)
     b = expected if isinstance(expected, Fraction) else parse_number(expected_text)
@@ -59,13 +59,13 @@ def answers_equal(given: str, expected: str | int | float | Fraction) -> bool:
     return given.strip().lower().rstrip(".") == expected_text.strip().lower().rstrip(".")
 
 
-def check_answer(response: str, answer: str | int | float | Fraction) -> bool:
+def check_answer(response: str, answer: str | float | Fraction) -> bool:
     """Whether ``response``'s final answer equals ``answer``."""
     given = extract_answer(response)
     return given is not None and answers_equal(given, answer)
 
 
-def format_answer(value: Fraction | int | float) -> str:
+def format_answer(value: Fraction | float) -> str:
     """Canonical text for a computed answer: integers plain, else a reduced fraction."""
     if isinstance(value, float):
         value = Fraction(value).limit_denominator(10_000)

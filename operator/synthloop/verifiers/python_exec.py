@@ -34,7 +34,7 @@ def extract_code(response: str) -> str:
     blocks = [b.strip("\n") for b in _FENCE.findall(response)]
     blocks = [b for b in blocks if b.strip()]
     if blocks:
-        return max(blocks, key=len)
+        return str(max(blocks, key=len))
     return response.strip()
 
 

@@ -75,8 +75,10 @@ def make_dialogues(
         out = backend.generate([user_turn_prompt(persona[j], convs[j]) for j in live], sampling=sampling)
         still = []
         for j, completions in zip(live, out):
-            text = parse_single(strip_polite_filler(completions[0].text), min_words=2, sentence=True)
-            if not text:
+            parsed = parse_single(strip_polite_filler(completions[0].text), min_words=2, sentence=True)
+            if parsed:
+                text = parsed
+            else:
                 stats.add(FAMILY, "parse_failures")
                 if not template_fallback:
                     continue

@@ -29,6 +29,7 @@ format up to the assistant header; each response ends with the turn token::
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -145,7 +146,7 @@ def validate_nemo_sft(row: dict[str, Any]) -> None:
     speakers = [c.get("from") for c in row["conversations"]]
     if not speakers or speakers[0] != "User" or speakers[-1] != "Assistant":
         raise ValueError(f"NeMo SFT row: conversations must go User ... Assistant, got {speakers}")
-    if any(a == b for a, b in zip(speakers, speakers[1:])):
+    if any(a == b for a, b in itertools.pairwise(speakers)):
         raise ValueError(f"NeMo SFT row: speakers must alternate, got {speakers}")
     if row["mask"] != "User":
         raise ValueError("NeMo SFT row: mask must be 'User' (loss on assistant turns only)")

@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
+from typing import Any
 
 from synthloop.api.worker import WorkerConfig
-from synthloop.artifacts.manifest import ArtifactRef, Manifest, ManifestError, verify_manifest, write_manifest
+from synthloop.artifacts.manifest import (
+    ArtifactRef,
+    Manifest,
+    ManifestError,
+    verify_manifest,
+    write_manifest,
+)
 from synthloop.artifacts.store import ArtifactStore, open_store
 from synthloop.artifacts.uris import join
 from synthloop.workers.synth import formats
@@ -57,8 +64,8 @@ def run_merge(config: WorkerConfig, *, store: ArtifactStore | None = None) -> Me
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     stats = Stats()
-    sft: list[dict] = []
-    preference: list[dict] = []
+    sft: list[dict[str, Any]] = []
+    preference: list[dict[str, Any]] = []
     for i, m in enumerate(shard_manifests):
         local = work / f"shard-{i:05d}"
         for role, rows in (("sft", sft), ("preference", preference)):

@@ -141,7 +141,8 @@ class SynthParams(_Params):
         if value is None:
             return {}
         if not isinstance(value, dict):
-            raise ValueError(f"families must be a mapping of family name to count, got {type(value).__name__}")
+            raise ValueError(  # noqa: TRY004 - pydantic turns only ValueError into a field error
+                f"families must be a mapping of family name to count, got {type(value).__name__}")
         out: dict[str, Any] = {}
         for name, spec in value.items():
             if name not in FAMILY_NAMES:

@@ -132,7 +132,11 @@ def parse_list(text: str, *, truncated: bool = False, max_items: int | None = No
     if not items:
         return []
     seen: set[str] = set()
-    unique = [x for x in items if not (x.lower() in seen or seen.add(x.lower()))]
+    unique = []
+    for x in items:
+        if x.lower() not in seen:
+            seen.add(x.lower())
+            unique.append(x)
     return unique[:max_items] if max_items else unique
 
 

@@ -17,7 +17,8 @@ from synthloop.verifiers.scoring import score
 from synthloop.workers.synth import formats
 from synthloop.workers.synth.backends.base import GenerationBackend, Message, Sampling
 from synthloop.workers.synth.dedup import dedup, prompt_text
-from synthloop.workers.synth.dialogues import FAMILY as DIALOGUE, make_dialogues
+from synthloop.workers.synth.dialogues import FAMILY as DIALOGUE
+from synthloop.workers.synth.dialogues import make_dialogues
 from synthloop.workers.synth.families import FAMILIES, FamilyContext, PromptItem
 from synthloop.workers.synth.families.seeds import COMPANIES, REFUSALS, UNANSWERABLE
 from synthloop.workers.synth.judge import RewardJudge
@@ -152,14 +153,16 @@ class Pipeline:
                 out[k].append(Candidate(text=item.reference, source="reference"))
         q = self.params.quality
         for item, cands in zip(items, out):
-            for c in cands:
-                c.verifier, c.verified = verify(item, c.text, timeout_s=q.exec_timeout_s, memory_mb=q.exec_memory_mb)
-                c.refusal = q.drop_refusals and item.refusal is None and is_refusal(c.text)
+            for cand in cands:
+                cand.verifier, cand.verified = verify(item, cand.text, timeout_s=q.exec_timeout_s,
+                                                      memory_mb=q.exec_memory_mb)
+                cand.refusal = q.drop_refusals and item.refusal is None and is_refusal(cand.text)
         if self.judge is not None:
-            flat = [(item, c) for item, cands in zip(items, out) for c in cands]
-            rewards = self.judge.rewards([item.messages + [{"role": "assistant", "content": c.text}] for item, c in flat])
-            for (_, c), r in zip(flat, rewards):
-                c.reward = r
+            flat = [(item, cand) for item, cands in zip(items, out) for cand in cands]
+            rewards = self.judge.rewards(
+                [item.messages + [{"role": "assistant", "content": cand.text}] for item, cand in flat])
+            for (_, cand), r in zip(flat, rewards):
+                cand.reward = r
         return out
 
     def select(self, items: Sequence[PromptItem], cands: Sequence[list[Candidate]], out: ShardOutput) -> None:

@@ -16,15 +16,29 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from synthloop.api.worker import WorkerConfig
-from synthloop.artifacts.manifest import ArtifactRef, Manifest, ManifestError, report_progress, verify_manifest, write_manifest
+from synthloop.artifacts.manifest import (
+    ArtifactRef,
+    Manifest,
+    ManifestError,
+    report_progress,
+    verify_manifest,
+    write_manifest,
+)
 from synthloop.artifacts.store import ArtifactStore, open_store
 from synthloop.artifacts.uris import join
 from synthloop.workers.synth import formats
 from synthloop.workers.synth.backends import make_backend
 from synthloop.workers.synth.backends.base import GenerationBackend, ModelLoadError
 from synthloop.workers.synth.io import (
-    SynthInputError, check_input, dump_json, fail, load_params, model_ref, read_documents,
-    shard_count, shard_prefix,
+    SynthInputError,
+    check_input,
+    dump_json,
+    fail,
+    load_params,
+    model_ref,
+    read_documents,
+    shard_count,
+    shard_prefix,
 )
 from synthloop.workers.synth.judge import RewardJudge
 from synthloop.workers.synth.params import SynthParams
@@ -45,7 +59,7 @@ def _local_dir(uri: str, store: ArtifactStore) -> Path | None:
 
     try:
         return fetch_model_dir(uri, store=store)
-    except Exception:
+    except (OSError, RuntimeError, ValueError):
         return None
 
 

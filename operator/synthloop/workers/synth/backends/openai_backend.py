@@ -65,7 +65,8 @@ class OpenAIBackend(GenerationBackend):
             request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout_s) as resp:
-                    return json.loads(resp.read())
+                    reply: dict[str, Any] = json.loads(resp.read())
+                    return reply
             except urllib.error.HTTPError as exc:
                 detail = exc.read()[:300].decode(errors="replace")
                 last = EndpointError(f"{self.url}: HTTP {exc.code}: {detail}")

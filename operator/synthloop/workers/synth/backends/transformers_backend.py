@@ -10,7 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from synthloop.workers.synth.backends.base import Completion, GenerationBackend, Message, ModelLoadError, Sampling
+from synthloop.workers.synth.backends.base import (
+    Completion,
+    GenerationBackend,
+    Message,
+    ModelLoadError,
+    Sampling,
+)
 
 if TYPE_CHECKING:
     from synthloop.artifacts.store import ArtifactStore
@@ -20,7 +26,7 @@ class TransformersBackend(GenerationBackend):
     def __init__(
         self,
         *,
-        model: str,
+        model: str | Any,
         batch_size: int = 16,
         store: ArtifactStore | None = None,
         cache_dir: str | None = None,
@@ -38,12 +44,13 @@ class TransformersBackend(GenerationBackend):
         except Exception as exc:  # transformers raises many kinds for a broken dir
             raise ModelLoadError(f"generator model {model!r} does not load: {type(exc).__name__}: {exc}") from exc
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model = loaded.model.to(self.device)
-        self.tokenizer = loaded.tokenizer
+        loaded_model: Any = loaded.model
+        self.model: Any = loaded_model.to(self.device)
+        self.tokenizer: Any = loaded.tokenizer
         self.batch_size = batch_size
         # Tiny models on a busy CPU run far faster on one thread than on a contended pool.
         self.num_threads = num_threads
-        self.model_id = model
+        self.model_id = str(model)
         self.max_positions = int(getattr(self.model.config, "max_position_embeddings", 4096))
         gen = self.model.generation_config
         eos = gen.eos_token_id if gen.eos_token_id is not None else self.tokenizer.eos_token_id

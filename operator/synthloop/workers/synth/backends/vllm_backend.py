@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from synthloop.workers.synth.backends.base import Completion, GenerationBackend, Message, ModelLoadError, Sampling
+from synthloop.workers.synth.backends.base import (
+    Completion,
+    GenerationBackend,
+    Message,
+    ModelLoadError,
+    Sampling,
+)
 
 if TYPE_CHECKING:
     from synthloop.artifacts.store import ArtifactStore

@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from synthloop.workers.synth.families.base import FamilyContext, PromptItem
-from synthloop.workers.synth.families.seeds import CLOSED_QA_INSTRUCTIONS, CLOSED_QA_JOINS, builtin_documents
+from synthloop.workers.synth.families.seeds import (
+    CLOSED_QA_INSTRUCTIONS,
+    CLOSED_QA_JOINS,
+    builtin_documents,
+)
 from synthloop.workers.synth.parsing import parse_single
 
 MAX_DOC_CHARS = 1500

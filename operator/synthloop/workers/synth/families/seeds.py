@@ -84,10 +84,14 @@ UNANSWERABLE: tuple[str, ...] = (
 )
 COMPANIES: tuple[str, ...] = ("Acme Corp", "Globex", "Initech", "Umbrella Ltd", "Stark Industries")
 REFUSALS: tuple[str, ...] = (
-    "I'm sorry, but I can't do that: I don't have access to real-time information, your personal "
-    "data or devices. If you can share the details, I'm happy to help you work with them.",
-    "I'm not able to help with that directly, because it needs live data or an action in the "
-    "physical world that I can't take. I can explain how you could find or do it yourself.",
+    (
+        "I'm sorry, but I can't do that: I don't have access to real-time information, your "
+        "personal data or devices. If you can share the details, I'm happy to help you work with them."
+    ),
+    (
+        "I'm not able to help with that directly, because it needs live data or an action in the "
+        "physical world that I can't take. I can explain how you could find or do it yourself."
+    ),
 )
 _NOUNS = ("village", "river", "engineer", "library", "market", "festival", "orchard", "museum")
 _VERBS = ("opened", "flooded", "expanded", "celebrated", "restored", "moved", "welcomed")

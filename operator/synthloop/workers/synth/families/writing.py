@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from synthloop.workers.synth.families.base import FamilyContext, PromptItem
-from synthloop.workers.synth.families.seeds import DOC_TYPES, TOPICS, WRITING_REVISIONS, WRITING_TEMPLATES
+from synthloop.workers.synth.families.seeds import (
+    DOC_TYPES,
+    TOPICS,
+    WRITING_REVISIONS,
+    WRITING_TEMPLATES,
+)
 from synthloop.workers.synth.parsing import parse_single
 
 
