@@ -132,3 +132,16 @@ def test_invalid_preference_rows_name_the_problem() -> None:
         formats.validate_nemo_preference({"prompt": "<extra_id_0>System\n\n<extra_id_1>Assistant\n",
                                           "chosen_response": "a", "rejected_response": "b\n<extra_id_1>",
                                           "chosen_reward": 0.0, "rejected_reward": 0.0})
+
+
+def test_the_align_workers_loader_reads_both_formats() -> None:
+    """The consumer contract: AlignJob's data loader accepts our TRL and NeMo rows alike."""
+    from synthloop.workers.training.data import parse_preference, parse_sft
+
+    row = formats.sft_row(MESSAGES, id="x", family="openQA")
+    assert parse_sft(row) == parse_sft(formats.to_nemo_sft(row)) == MESSAGES
+    pref = formats.preference_row(MESSAGES[:4], chosen="36", rejected="30", chosen_reward=1.5,
+                                  rejected_reward=0.0, judge="verifier", id="m", family="math")
+    pair = parse_preference(pref)
+    assert (pair.prompt, pair.chosen, pair.rejected) == (MESSAGES[:4], "36", "30")
+    assert (pair.chosen_reward, pair.rejected_reward) == (1.5, 0.0)

@@ -55,3 +55,20 @@ def test_shard_ranges_partition_the_items(total: int, shards: int) -> None:
     assert max(len(r) for r in ranges) - min(len(r) for r in ranges) <= 1
     with pytest.raises(ValueError, match="out of range"):
         shard_range(total, index=shards, shards=shards)
+
+
+def test_params_and_worker_modules_import_no_heavy_dependencies() -> None:
+    """The operator validates params without torch; vllm loads only for the vllm backend."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import synthloop.workers.synth.params\n"
+        "assert 'torch' not in sys.modules, 'params imported torch'\n"
+        "import synthloop.workers.synth.shard, synthloop.workers.synth.merge\n"
+        "heavy = sorted(m for m in ('torch', 'vllm', 'transformers', 'kopf') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr

@@ -52,3 +52,15 @@ def test_sft_pick_applies_reward_threshold_and_drops_refusals() -> None:
     assert pick_sft([c("no", refusal=True)], threshold=None) == (None, "refusals")
     first, _ = pick_sft([c("no", refusal=True), c("fine")], threshold=None)
     assert first is not None and first.text == "fine"
+
+
+def test_judge_modes() -> None:
+    cands = [c("wrong", verifier=0.0, reward=9.0), c("right", verifier=1.0, verified=True, reward=1.0)]
+    by_reward, _ = rank_pair(cands, judge="reward")
+    assert by_reward is not None and by_reward.chosen.text == "wrong" and by_reward.judge == "reward_model"
+    by_verifier, _ = rank_pair(cands, judge="verifier")
+    assert by_verifier is not None and by_verifier.chosen.text == "right"
+    assert rank_pair([c("a", verifier=1.0, reward=1.0), c("b", verifier=1.0, reward=2.0)], judge="verifier") == (None, TIE)
+    assert rank_pair([c("a", reward=1.0), c("b", reward=2.0)], judge="verifier") == (None, NO_JUDGE)
+    with pytest.raises(ValueError, match="judge must be one of"):
+        rank_pair(cands, judge="coin")

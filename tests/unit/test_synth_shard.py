@@ -139,3 +139,22 @@ def test_bad_inputs_fail_fast_and_name_the_problem(tmp_path: Path, generator_dir
 
     assert merge.run(config(tmp_path, generator_dir, task="synth-merge")) == 2
     assert "2 of 2 shard(s) not finished" in capsys.readouterr().err
+
+
+def test_closed_qa_uses_the_documents_input(tmp_path: Path, generator_dir: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("".join(json.dumps({"text": f"The zeppelin number {i} landed in Oslo."}) + "\n" for i in range(3)))
+    cfg = config(tmp_path, generator_dir, index=0, families={"closedQA": 3}, dialogues={"count": 0},
+                 quality={"refusals": 0}, shards=1)
+    cfg = cfg.model_copy(update={"inputs": {**cfg.inputs, "documents": f"file://{docs}"}, "num_shards": 1})
+    assert shard.run(cfg) == 0
+    sft = rows(tmp_path / "out" / "shards" / "00000" / "sft.jsonl")
+    assert len(sft) == 3 and all("zeppelin" in r["messages"][0]["content"] for r in sft)
+    manifest = verify_manifest(open_store(), f"file://{tmp_path}/out/shards/00000")
+    assert "documents" in {i.role for i in manifest.inputs}
+
+    docs.write_text('{"text": "fine"}\n{"txt": "wrong key"}\n')
+    bad = cfg.model_copy(update={"output": f"file://{tmp_path}/out2/"})
+    assert shard.run(bad) == 2
+    assert "line 2: expected an object with a 'text' string" in capsys.readouterr().err

@@ -89,6 +89,8 @@ class PreferenceParams(_Params):
     models: list[str] = Field(default_factory=list)
     #: Add the template-written ground-truth answer (math, python) as a candidate.
     include_reference: bool = False
+    #: Ranking: verifier first then reward model (the report), verifier only, or reward only.
+    judge: Literal["verifierThenReward", "verifier", "reward"] = "verifierThenReward"
     #: Make preference pairs at all (SFT rows are always made).
     enabled: bool = True
 

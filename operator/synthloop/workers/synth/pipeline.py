@@ -185,7 +185,7 @@ class Pipeline:
                 self.stats.add(fam, "sft_accepted")
             if not self.params.preference.enabled:
                 continue
-            pair, why = rank_pair(options)
+            pair, why = rank_pair(options, judge=self.params.preference.judge)
             if pair is None:
                 self.stats.add(fam, f"pairs_dropped.{why}")
                 continue

@@ -45,12 +45,21 @@ def _reward_of(c: Candidate, judge: str) -> float:
     return float(c.verifier or 0.0)
 
 
-def rank_pair(candidates: Sequence[Candidate]) -> tuple[Pair | None, str]:
-    """``(pair, "")`` or ``(None, reason)``; chosen = best, rejected = worst."""
+JUDGES = ("verifierThenReward", "verifier", "reward")
+
+
+def rank_pair(candidates: Sequence[Candidate], *, judge: str = "verifierThenReward") -> tuple[Pair | None, str]:
+    """``(pair, "")`` or ``(None, reason)``; chosen = best, rejected = worst.
+
+    ``judge``: ``verifierThenReward`` (the report's order), ``verifier`` (ground truth only) or
+    ``reward`` (the reward model only, ignoring verifiers).
+    """
+    if judge not in JUDGES:
+        raise ValueError(f"judge must be one of {JUDGES}, got {judge!r}")
     if len(candidates) < 2:
         return None, TOO_FEW
     cands = list(candidates)
-    if any(c.verifier is not None for c in cands):
+    if judge != "reward" and any(c.verifier is not None for c in cands):
         scores = [c.verifier if c.verifier is not None else 0.0 for c in cands]
         hi, lo = max(scores), min(scores)
         if hi > lo:
@@ -58,6 +67,8 @@ def rank_pair(candidates: Sequence[Candidate]) -> tuple[Pair | None, str]:
             best = max((c for c in cands if (c.verifier or 0.0) == hi), key=lambda c: c.reward or 0.0)
             worst = min((c for c in cands if (c.verifier or 0.0) == lo), key=lambda c: c.reward or 0.0)
             return Pair(best, worst, "verifier", _reward_of(best, "verifier"), _reward_of(worst, "verifier")), ""
+    if judge == "verifier":
+        return None, (TIE if any(c.verifier is not None for c in cands) else NO_JUDGE)
     rewards = [c.reward for c in cands]
     if any(r is None for r in rewards):
         return None, (TIE if any(c.verifier is not None for c in cands) else NO_JUDGE)
