@@ -93,6 +93,34 @@ def test_sft_dpo_rpo_stages_raise_the_preference_margin(tmp_path: Path, base: Pa
         verify_manifest(open_store(env={}), f"{out}stages/{name}/")
 
 
+def test_one_stage_per_job_with_a_synthround_data_prefix(tmp_path: Path, base: Path) -> None:
+    """The operator's shape: one stage per Job, ``model`` = previous stage, ``base_model`` the
+    job's base, and ``data`` a SynthRound prefix holding sft.jsonl and preference.jsonl."""
+    from synthloop.artifacts.manifest import verify_manifest
+    from synthloop.artifacts.store import open_store
+    from synthloop.workers.align.worker import run
+
+    data = tmp_path / "round"
+    data.mkdir()
+    write_jsonl(data / "sft.jsonl", sft_rows(n=8))
+    write_jsonl(data / "preference.jsonl", preference_rows(n=8, seed=2))
+    sft_out = f"file://{tmp_path}/sft-0/"
+    common = {"data": f"file://{data}/", "base_model": str(base)}
+    run(WorkerConfig(task="align", output=sft_out, workdir=str(tmp_path / "w0"),
+                     inputs={"model": str(base), **common},
+                     params={"stages": [{"type": "sft", "lr": 3e-3, "globalBatchSize": 8}]}))
+    out = f"file://{tmp_path}/dpo-1/"
+    run(WorkerConfig(task="align", output=out, workdir=str(tmp_path / "w1"),
+                     inputs={"model": f"{sft_out}model/", **common},
+                     params={"microBatchSize": 8, "stages": [
+                         {"type": "dpo", "lr": 1e-3, "beta": 0.1, "globalBatchSize": 8,
+                          "reference": "base"}]}))
+    m = verify_manifest(open_store(env={}), out)
+    assert {r.role for r in m.inputs} >= {"model", "base_model", "preference"}
+    # the reference is the base, not the SFT'd start: the margin before is measured against it
+    assert m.metrics["stage.0-dpo.margin_after"] > m.metrics["stage.0-dpo.margin_before"]
+
+
 def test_stage_lists_the_worker_cannot_run(tmp_path: Path, base: Path) -> None:
     from pydantic import ValidationError
 

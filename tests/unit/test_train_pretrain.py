@@ -66,10 +66,20 @@ def test_loss_falls_and_crash_resume_matches_uninterrupted(tmp_path: Path) -> No
     # a half-uploaded checkpoint (no manifest) is ignored by resume
     (tmp_path / "b" / "checkpoints" / "step-12").mkdir(parents=True)
     (tmp_path / "b" / "checkpoints" / "step-12" / "model.safetensors").write_bytes(b"partial")
-    run(cfg(tmp_path, "b", "wb2", params()))
+    # the operator names the checkpoints directory in resume_from: its latest complete one wins
+    run(cfg(tmp_path, "b", "wb2", params(), resume_from=f"file://{tmp_path}/b/checkpoints/"))
     lb = losses(tmp_path, "b")
     assert lb == la  # same steps, same data, same loss: bit-identical on CPU
     assert verify_manifest(store, f"file://{tmp_path}/b/").counts["resumed_from_step"] == 8
+    # a retried pod after the run finished changes nothing
+    before = (tmp_path / "b" / "manifest.json").read_bytes()
+    assert run(cfg(tmp_path, "b", "wb3", params())) == 0
+    assert (tmp_path / "b" / "manifest.json").read_bytes() == before
+    assert not (tmp_path / "wb3" / "final-model").exists()
+    # a checkpoints directory with nothing complete in it is a fresh start
+    run(cfg(tmp_path, "c", "wc", params(phases=params()["phases"][:1]),
+            resume_from=f"file://{tmp_path}/c/checkpoints/"))
+    assert verify_manifest(store, f"file://{tmp_path}/c/").counts["resumed_from_step"] == 0
 
 
 def test_missing_checkpoint_and_bad_params_fail_clearly(tmp_path: Path) -> None:
@@ -77,9 +87,9 @@ def test_missing_checkpoint_and_bad_params_fail_clearly(tmp_path: Path) -> None:
     from synthloop.workers.training.checkpoint import CheckpointError
 
     with pytest.raises(CheckpointError, match="step-5.*missing or incomplete"):
-        run(cfg(tmp_path, "c", "wc", params(),
-                resume_from=f"file://{tmp_path}/c/checkpoints/step-5/"))
-    assert not (tmp_path / "c" / "manifest.json").exists()
+        run(cfg(tmp_path, "x", "wx", params(),
+                resume_from=f"file://{tmp_path}/x/checkpoints/step-5/"))
+    assert not (tmp_path / "x" / "manifest.json").exists()
     with pytest.raises(ValueError, match="unknown model preset 'gpt-9'"):
         run(cfg(tmp_path, "d", "wd", params(model={"preset": "gpt-9"})))
     bad_blend = params()

@@ -4,11 +4,13 @@
 * DPO: ``-log sigma(a)`` (TRL sigmoid), plus ``sftWeight`` x NLL of the chosen response.
 * RPO: the backward KL between Bern(sigma(eta*(r_c - r_l))) and Bern(sigma(a)) (``rpo_bwd_kl``),
   plus the same optional SFT term. Each iteration starts from the previous iteration's result
-  and uses it as the reference (``reference: base`` pins the job's input model instead).
+  and uses it as the reference (``reference: base`` pins the job's base model instead: the
+``base_model`` input when given, else ``model``).
 
 Reference log-probs are computed once per stage/iteration before training (the reference is
 frozen), so no second model is held in memory. The stage list is checked against the inputs
-before anything is trained; each finished stage (and RPO iteration) is saved under
+before anything is trained (a ``data`` input, a SynthRound prefix, supplies ``sft.jsonl`` and
+``preference.jsonl`` when those inputs are not given); each finished stage (and RPO iteration) is saved under
 ``<output>/stages/<n>-<type>[-<iter>]/`` with its manifest, and a retried pod skips the stages
 that are already complete.
 """
@@ -73,6 +75,17 @@ def unit_names(stages: list[Stage]) -> list[tuple[int, Stage, int, str]]:
     return out
 
 
+def data_inputs(inputs: dict[str, str]) -> dict[str, str]:
+    """``sft``/``preference`` inputs, defaulting to the files of a SynthRound ``data`` prefix."""
+    from synthloop.artifacts.uris import join
+
+    out = dict(inputs)
+    if "data" in inputs:
+        out.setdefault("sft", join(inputs["data"], "sft.jsonl"))
+        out.setdefault("preference", join(inputs["data"], "preference.jsonl"))
+    return out
+
+
 def check_plan(params: AlignParams, inputs: dict[str, str], pairs_have_rewards: bool | None) -> None:
     kinds = {s.type for s in params.stages}
     if "sft" in kinds and "sft" not in inputs:
@@ -131,8 +144,11 @@ def run(config: WorkerConfig) -> int:
     quiet_transformers()
     params = AlignParams.model_validate(config.params)
     env = DistEnv.from_env()
+    config = config.model_copy(update={"inputs": data_inputs(config.inputs)})
     store = open_store(config.output)
     io = Run(config, store, env=env)
+    if io.already_finished():
+        return 0
     seed_everything(params.seed)
     kinds = {s.type for s in params.stages}
     check_plan(params, config.inputs, None)
@@ -195,7 +211,10 @@ def run(config: WorkerConfig) -> int:
         else:
             if st.reference == "base":
                 if base_ref is None:
-                    base_policy = Policy(AutoModelForCausalLM.from_pretrained(base_dir).to(device),
+                    # the job's input model: ``base_model`` when the operator runs one Job per
+                    # stage (``model`` is then the previous stage's result)
+                    ref_dir = io.fetch_model("base_model") if "base_model" in config.inputs else base_dir
+                    base_policy = Policy(AutoModelForCausalLM.from_pretrained(ref_dir).to(device),
                                          tokenizer, device, max_length, params.micro_batch_size)
                     base_ref = base_policy.reference_logps(pairs)
                     del base_policy

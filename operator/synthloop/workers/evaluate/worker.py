@@ -55,6 +55,8 @@ def run(config: WorkerConfig) -> int:
     env = DistEnv.from_env()
     store = open_store(config.output)
     io = Run(config, store, env=env)
+    if io.already_finished():
+        return 0
     seed_everything(params.seed)
     check_suites(params.suites, config.inputs)
     device = pick_device(env)

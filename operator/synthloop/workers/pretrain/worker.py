@@ -74,6 +74,8 @@ def run(config: WorkerConfig, *, stop_after_step: int | None = None) -> int:
                          "this worker runs ZeRO data parallelism (with AutoTP for tensor > 1)")
     store = open_store(config.output)
     run_io = Run(config, store, env=env)
+    if run_io.already_finished():
+        return 0
     scratch = config.scratch()
     dims = resolve_dims(params.model)
     seq = dims.seq_length
@@ -81,12 +83,12 @@ def run(config: WorkerConfig, *, stop_after_step: int | None = None) -> int:
 
     # ---- data sources (builtin corpus + inputs named after blend sources) -------------------
     blend_names = {b.source for p in params.phases for b in p.blend}
-    file_sources = {name: documents_from_text(run_io.fetch_text(name))
-                    for name in sorted(blend_names) if name in config.inputs}
+    file_sources = {name: documents_from_text(text)
+                    for name, text in _file_sources(run_io, blend_names).items()}
 
     # ---- resume point ------------------------------------------------------------------
     ckpts = Checkpoints(store, config.output, task=config.task)
-    resume_uri = config.resume_from or (ckpts.latest() if params.checkpoint.resume else None)
+    resume_uri = ckpts.resolve(config.resume_from, auto=params.checkpoint.resume)
 
     start_step, state = 0, {}
     if resume_uri:
@@ -197,6 +199,26 @@ def run(config: WorkerConfig, *, stop_after_step: int | None = None) -> int:
         run_io.finish(metrics=metrics, counts=counts, model_uri=run_io.uri("model") + "/",
                       phases=[p.name for p in params.phases])
     return 0
+
+
+def _file_sources(run_io: Run, names: set[str]) -> dict[str, str]:
+    """Text of blend sources that are not builtin: an input of that name, or a file
+    ``<source>.jsonl`` / ``<source>.txt`` under the ``data`` input (a directory prefix)."""
+    from synthloop.artifacts.uris import join
+    from synthloop.workers.training.corpus import source_names
+
+    out: dict[str, str] = {}
+    for name in sorted(names):
+        if name in run_io.config.inputs:
+            out[name] = run_io.fetch_text(name)
+        elif name not in source_names() and "data" in run_io.config.inputs:
+            data = run_io.config.inputs["data"]
+            for ext in ("jsonl", "txt"):
+                uri = join(data, f"{name}.{ext}")
+                if run_io.store.exists(uri):
+                    out[name] = run_io.fetch_text(name, uri=uri)
+                    break
+    return out
 
 
 class _TextSampler:

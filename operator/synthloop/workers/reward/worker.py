@@ -74,6 +74,8 @@ def run(config: WorkerConfig) -> int:
     env = DistEnv.from_env()
     store = open_store(config.output)
     io = Run(config, store, env=env)
+    if io.already_finished():
+        return 0
     seed_everything(params.seed)
     rng = random.Random(params.seed)
     tp = params.training

@@ -64,6 +64,22 @@ class Checkpoints:
             return self.uri(step)
         return None
 
+    def resolve(self, resume_from: str | None, *, auto: bool) -> str | None:
+        """Which checkpoint to resume from.
+
+        ``resume_from`` naming one checkpoint (``.../step-<N>/``) must be complete (else
+        :class:`CheckpointError`); naming a checkpoints directory (what the operator passes to
+        every training Job, so a retried pod resumes) means its latest complete checkpoint, or
+        a fresh start when there is none. Without it, ``auto`` looks under the run's own
+        ``checkpoints/``.
+        """
+        if resume_from and re.search(r"/step-\d+/?$", resume_from):
+            return resume_from.rstrip("/") + "/"
+        if resume_from:
+            return Checkpoints(self.store, resume_from.rstrip("/").removesuffix("/checkpoints"),
+                               task=self.task).latest()
+        return self.latest() if auto else None
+
     def load(self, uri: str, local_dir: Path) -> tuple[Path, dict[str, Any]]:
         """Download a complete checkpoint; returns ``(dir, extra)`` with ``extra["step"]``."""
         try:

@@ -143,9 +143,20 @@ class Run:
     def uri(self, *parts: str) -> str:
         return join(self.config.output, *parts)
 
-    def fetch_text(self, role: str) -> str:
+    def already_finished(self) -> bool:
+        """A retried pod whose run already left a verified manifest does nothing again."""
+        from synthloop.artifacts.manifest import ManifestError, verify_manifest
+
+        try:
+            verify_manifest(self.store, self.config.output, check_sha256=False)
+        except ManifestError:
+            return False
+        log("already-finished", output=self.config.output)
+        return True
+
+    def fetch_text(self, role: str, *, uri: str | None = None) -> str:
         """Read a single-file input (JSONL), recording its sha256 as an input of the run."""
-        uri = self.config.input(role)
+        uri = uri or self.config.input(role)
         local = self.config.scratch() / "inputs" / role
         self.store.get_file(uri, local)
         self.inputs.append(ArtifactRef(uri=uri, sha256=sha256_file(local), size=local.stat().st_size,
