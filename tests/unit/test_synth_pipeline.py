@@ -183,3 +183,26 @@ def test_reward_model_ranks_and_filters(backend: GenerationBackend, reward_dir: 
     assert strict.stats.get("openQA", "filtered_by_reward") == 3
     assert strict.stats.get("dialogue", "filtered_by_reward") == 1
     assert strict.stats.acceptance_rate("openQA") == 0.0
+
+
+def test_dialogues_have_three_user_turns_without_filler_and_decode_greedily() -> None:
+    from synthloop.workers.synth.dialogues import make_dialogues
+    from synthloop.workers.synth.params import DialogueParams
+
+    class Recording(RuleBackend):
+        temperatures: list[float] = []
+
+        def generate(self, conversations: Sequence[Sequence[Message]], *, sampling: Sampling) -> list[list[Completion]]:
+            self.temperatures.append(sampling.temperature)
+            return super().generate(conversations, sampling=sampling)
+
+    backend = Recording()
+    stats = Stats()
+    made = make_dialogues(DialogueParams(count=2, personas=["a retired sailor"]), indices=[0, 1], backend=backend,
+                          max_tokens=32, stats=stats, seed=0)
+    assert len(made) == 2 and set(backend.temperatures) == {0.0}
+    for dialogue_id, messages in made:
+        assert dialogue_id.startswith("dialogue-")
+        assert [m["role"] for m in messages] == ["user", "assistant"] * 3
+        assert [m["content"] for m in messages if m["role"] == "user"][1:] == ["Could you give one more example?"] * 2
+    assert stats.get("dialogue", "parse_failures") == 0 and stats.get("dialogue", "prompts") == 2
