@@ -101,11 +101,16 @@ def fetch_model_dir(
     return dest
 
 
-def load_tokenizer(uri_or_dir: str | Path, **kwargs: Any) -> PreTrainedTokenizerFast:
+def load_tokenizer(
+    uri_or_dir: str | Path,
+    *,
+    store: ArtifactStore | None = None,
+    cache_dir: str | Path | None = None,
+) -> PreTrainedTokenizerFast:
+    """The tokenizer of a model directory or URI (right padding, as training expects)."""
     from transformers import AutoTokenizer
 
-    path = fetch_model_dir(uri_or_dir, store=kwargs.pop("store", None),
-                           cache_dir=kwargs.pop("cache_dir", None))
+    path = fetch_model_dir(uri_or_dir, store=store, cache_dir=cache_dir)
     tok = AutoTokenizer.from_pretrained(path)
     tok.padding_side = "right"
     return tok
