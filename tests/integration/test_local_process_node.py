@@ -245,3 +245,39 @@ def test_service_account_pods_get_a_kubeconfig_for_that_account(
     assert f"system:serviceaccount:{namespace}:runner" in logs
     assert "pod/whoami" in logs and "secrets-denied" in logs
     assert _phase(local_cluster, namespace, "whoami") == "Succeeded"
+
+
+def test_deployment_pods_run_and_restart_on_crash(local_cluster: LocalCluster, namespace: str) -> None:
+    """Controllers (like the operator's Deployment) run on local-cpu-0 with restartPolicy Always."""
+    kube = local_cluster.kube
+    kube.create(f"/apis/apps/v1/namespaces/{namespace}/deployments", {
+        "metadata": {"name": "ctl"},
+        "spec": {
+            "replicas": 1, "selector": {"matchLabels": {"app": "ctl"}},
+            "template": {
+                "metadata": {"labels": {"app": "ctl"}},
+                "spec": {"nodeSelector": {"kubernetes.io/hostname": "local-cpu-0"},
+                         "terminationGracePeriodSeconds": 2,
+                         "containers": [{"name": "ctl", "image": "synthloop/operator:dev",
+                                         "command": ["python", "-c", "import time; time.sleep(600)"]}]},
+            },
+        },
+    })
+    kube.create(f"/api/v1/namespaces/{namespace}/pods", _pod(
+        "crasher", "import sys; print('crash', flush=True); sys.exit(1)", restartPolicy="Always"))
+
+    def available() -> bool:
+        dep = kube.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/ctl")
+        return bool((dep.get("status") or {}).get("availableReplicas") == 1)
+
+    wait_for(available, timeout=60, what="Deployment ctl available")
+
+    def restarted() -> dict[str, Any] | None:
+        pod = _get_pod(local_cluster, namespace, "crasher")
+        statuses = ((pod or {}).get("status") or {}).get("containerStatuses") or []
+        return statuses[0] if statuses and statuses[0]["restartCount"] >= 2 else None
+
+    cs = wait_for(restarted, timeout=60, what="crasher restarted twice")
+    assert cs["lastState"]["terminated"]["exitCode"] == 1
+    assert _phase(local_cluster, namespace, "crasher") == "Running"
+    assert "crash" in local_cluster.kubectl("logs", "-n", namespace, "crasher", "--previous").stdout
