@@ -8,7 +8,11 @@ import math
 import pytest
 
 from synthloop.workers.training.data import (
-    DataError, parse_preference, parse_rating, parse_sft, read_jsonl,
+    DataError,
+    parse_preference,
+    parse_rating,
+    parse_sft,
+    read_jsonl,
 )
 
 pytestmark = pytest.mark.unit
