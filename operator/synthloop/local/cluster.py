@@ -503,7 +503,7 @@ def status(*, paths: LocalPaths | None = None) -> dict[str, Any]:
     state = ClusterState.load(paths.state_file)
     if state is None:
         return {"running": False, "processes": [], "message": "no local cluster (run `synthloop local up`)"}
-    procs = [
+    procs: list[dict[str, Any]] = [
         {"name": p.name, "pid": p.pid, "alive": is_alive(p), "log": p.log,
          "rss_mib": round(rss_bytes(p.pid) / 2**20, 1) if is_alive(p) else 0.0}
         for p in state.processes

@@ -72,7 +72,7 @@ class KubeClient:
         ctx_name = cfg.get("current-context")
         context = next(c["context"] for c in cfg["contexts"] if c["name"] == ctx_name)
         cluster = next(c["cluster"] for c in cfg["clusters"] if c["name"] == context["cluster"])
-        user = next((u["user"] for u in cfg.get("users", []) if u["name"] == context.get("user")), {})
+        user: dict[str, Any] = next((u["user"] for u in cfg.get("users", []) if u["name"] == context.get("user")), {})
         tmp = Path(tempfile.mkdtemp(prefix="synthloop-kube-"))
         base = Path(path).parent
         def rel(p: str | None) -> str | None:

@@ -44,7 +44,7 @@ def render_kubeconfig(
         "current-context": CONTEXT,
         "preferences": {},
     }
-    return yaml.safe_dump(doc, sort_keys=False)
+    return str(yaml.safe_dump(doc, sort_keys=False))
 
 
 def write_cert_kubeconfig(
