@@ -245,6 +245,8 @@ def deployed_operator(kubectl: Kubectl, local_cluster: Any) -> Iterator[dict[str
             created.append(obj)
     kubectl.run("apply", "--server-side", "--force-conflicts", "--field-manager=synthloop-test-rbac",
                 "-f", "-", stdin=yaml.safe_dump_all(objs))
+    crds = [f"crd/{o['metadata']['name']}" for o in objs if o["kind"] == "CustomResourceDefinition"]
+    kubectl.run("wait", "--for=condition=Established", "--timeout=60s", *crds)
     try:
         kubectl.run("rollout", "status", "deployment/synthloop-operator", "-n", NAMESPACE,
                     f"--timeout={OPERATOR_READY_S}s")
@@ -252,6 +254,12 @@ def deployed_operator(kubectl: Kubectl, local_cluster: Any) -> Iterator[dict[str
                                      "app.kubernetes.io/name=synthloop-operator", "-o", "json").stdout)
         running = [p for p in pod["items"] if p["status"].get("phase") == "Running"]
         assert len(running) == 1, [p["metadata"]["name"] for p in pod["items"]]
+        # Running is not enough: an operator that exits on start-up (bad config) restarts.
+        time.sleep(5)
+        name = running[0]["metadata"]["name"]
+        restarts = json.loads(kubectl.run("get", "pod", name, "-n", NAMESPACE, "-o", "json").stdout)
+        counts = [c.get("restartCount", 0) for c in restarts["status"].get("containerStatuses", [])]
+        assert counts == [0], f"operator pod restarted {counts}:\n{_operator_logs(kubectl, name)}"
         yield {**namespaces, "pod": running[0]["metadata"]["name"], "node": running[0]["spec"]["nodeName"],
                "serviceAccount": running[0]["spec"]["serviceAccountName"]}
     finally:
@@ -262,6 +270,12 @@ def deployed_operator(kubectl: Kubectl, local_cluster: Any) -> Iterator[dict[str
                         "--ignore-not-found", "--wait=false", check=False)
         for ns in namespaces.values():
             kubectl.run("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def _operator_logs(kubectl: Kubectl, pod: str) -> str:
+    logs = kubectl.run("logs", "-n", NAMESPACE, pod, "--tail=40", check=False)
+    previous = kubectl.run("logs", "-n", NAMESPACE, pod, "--previous", "--tail=40", check=False)
+    return f"{previous.stdout}{logs.stdout}{logs.stderr}"
 
 
 def _synthround(name: str, namespace: str, generator: dict[str, Any]) -> str:
@@ -296,8 +310,11 @@ def test_deployed_operator_reconciles_within_its_rbac(
     ns_ok, ns_missing = deployed_operator["with_secret"], deployed_operator["without_secret"]
     waiting = "waits-for-promotion"
     kubectl.run("apply", "-f", "-", stdin=_synthround(waiting, ns_ok, {"promoted": f"never-{uuid.uuid4().hex[:6]}"}))
-    inputs = _wait(lambda: _condition(kubectl, ns_ok, waiting, "InputsReady"),
-                   timeout=120, what=f"InputsReady on SynthRound {ns_ok}/{waiting}")
+    try:
+        inputs = _wait(lambda: _condition(kubectl, ns_ok, waiting, "InputsReady"),
+                       timeout=120, what=f"InputsReady on SynthRound {ns_ok}/{waiting}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\noperator log:\n{_operator_logs(kubectl, deployed_operator['pod'])}") from None
     assert inputs["status"] == "False" and "never-" in inputs["message"], inputs
 
     # Without the credentials Secret the run fails by name; a 403 would read differently.
