@@ -272,3 +272,14 @@ profiles:
 def test_manifests_profiles_file_parses_to_the_builtin() -> None:
     profiles = parse_profiles((ROOT / "manifests" / "base" / "profiles.yaml").read_text())
     assert profiles.get(None).model_dump() == BUILTIN.get("dgx-h100").model_dump()
+
+
+def test_world_size_is_left_to_the_launcher() -> None:
+    """A pod runs one process (synthloop-worker); WORLD_SIZE=8 would make it wait for 7 ranks."""
+    cr, (plan,) = pretrain_768()
+    env = env_of(build(plan, kind="PretrainJob", resources=cr.spec.resources))
+    assert "WORLD_SIZE" not in env and "RANK" not in env
+    from synthloop.workers.training.distributed import DistEnv
+
+    dist = DistEnv.from_env({k: v for k, v in env.items() if isinstance(v, str)} | {"NODE_RANK": "3"})
+    assert (dist.world_size, dist.rank) == (768, 3)

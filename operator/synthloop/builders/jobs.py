@@ -100,8 +100,9 @@ def _pod_env(req: JobRequest, platform: Platform, profile: HardwareProfile) -> l
         _env("MASTER_ADDR", f"{req.job_name}-0.{req.job_name}" if req.rendezvous else "127.0.0.1"),
         _env("MASTER_PORT", str(MASTER_PORT)),
         {"name": "NODE_RANK", "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX_FIELD}}},
+        # GPUs a launcher (torchrun --nproc-per-node) may start ranks for. WORLD_SIZE/RANK are
+        # left to that launcher: the pod runs one process unless its command launches more.
         _env("NPROC_PER_NODE", str(max(req.gpus_per_pod, 1))),
-        _env("WORLD_SIZE", str(max(req.gpus_per_pod, 1) * (req.pods if req.rendezvous else 1))),
     ]
     merged = dict(profile.env)
     if req.resources.rdma and profile.rdma is not None:
