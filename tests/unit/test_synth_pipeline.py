@@ -190,7 +190,8 @@ def test_dialogues_have_three_user_turns_without_filler_and_decode_greedily() ->
     from synthloop.workers.synth.params import DialogueParams
 
     class Recording(RuleBackend):
-        temperatures: list[float] = []
+        def __init__(self) -> None:
+            self.temperatures: list[float] = []
 
         def generate(self, conversations: Sequence[Sequence[Message]], *, sampling: Sampling) -> list[list[Completion]]:
             self.temperatures.append(sampling.temperature)
@@ -206,3 +207,23 @@ def test_dialogues_have_three_user_turns_without_filler_and_decode_greedily() ->
         assert [m["role"] for m in messages] == ["user", "assistant"] * 3
         assert [m["content"] for m in messages if m["role"] == "user"][1:] == ["Could you give one more example?"] * 2
     assert stats.get("dialogue", "parse_failures") == 0 and stats.get("dialogue", "prompts") == 2
+
+
+def test_transformers_backend_batching_matches_one_at_a_time(backend: GenerationBackend) -> None:
+    """Left padding must not change what a prompt generates (greedy), and order is kept."""
+    convs = [[{"role": "user", "content": "hi"}],
+             [{"role": "user", "content": "Explain the water cycle to a child in simple words please."}],
+             [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 7 + 5?"}]]
+    greedy = Sampling(max_tokens=10, temperature=0.0)
+    batched = backend.generate(convs, sampling=greedy)
+    singles = [backend.generate([c], sampling=greedy)[0] for c in convs]
+    assert [[x.text for x in row] for row in batched] == [[x.text for x in row] for row in singles]
+    assert all(row[0].completion_tokens <= 10 for row in batched)
+
+
+def test_transformers_backend_fits_long_prompts_into_the_context(backend: GenerationBackend) -> None:
+    long = [{"role": "user", "content": "word " * 2000}]
+    out = backend.generate([long], sampling=Sampling(max_tokens=10_000, temperature=0.0))
+    context = backend.max_positions  # type: ignore[attr-defined]
+    assert out[0][0].prompt_tokens + out[0][0].completion_tokens <= context
+    assert out[0][0].prompt_tokens >= context // 2

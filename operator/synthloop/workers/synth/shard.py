@@ -29,6 +29,7 @@ from synthloop.artifacts.uris import join
 from synthloop.workers.synth import formats
 from synthloop.workers.synth.backends import make_backend
 from synthloop.workers.synth.backends.base import GenerationBackend, ModelLoadError
+from synthloop.workers.synth.backends.openai_backend import EndpointError
 from synthloop.workers.synth.io import (
     SynthInputError,
     check_input,
@@ -159,7 +160,7 @@ def run_shard(config: WorkerConfig, *, store: ArtifactStore | None = None) -> Sh
 def run(config: WorkerConfig) -> int:
     try:
         result = run_shard(config)
-    except (SynthInputError, ModelLoadError) as exc:
+    except (SynthInputError, ModelLoadError, EndpointError) as exc:
         return fail(TASK, exc)
     if not result.skipped:
         c = result.manifest.counts

@@ -83,8 +83,9 @@ class TransformersBackend(GenerationBackend):
         import torch
 
         encoded = [self.encode(c) for c in conversations]
-        budget = max(1, self.max_positions - sampling.max_tokens)
-        max_new = min(sampling.max_tokens, self.max_positions - 1)
+        # Never let the completion budget squeeze the prompt below half the context.
+        max_new = max(1, min(sampling.max_tokens, self.max_positions // 2))
+        budget = self.max_positions - max_new
         encoded = [ids[-budget:] for ids in encoded]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         results: list[list[Completion]] = [[] for _ in encoded]
