@@ -263,8 +263,18 @@ def deployed_operator(kubectl: Kubectl, local_cluster: Any) -> Iterator[dict[str
         yield {**namespaces, "pod": running[0]["metadata"]["name"], "node": running[0]["spec"]["nodeName"],
                "serviceAccount": running[0]["spec"]["serviceAccountName"]}
     finally:
+        # CRs first, while the operator still runs to remove its finalizers; then the operator.
+        for ns in namespaces.values():
+            done = kubectl.run("delete", "synthloop", "--all", "-n", ns, "--wait=true", "--timeout=60s",
+                               check=False)
+            if done.returncode != 0:  # never leave a namespace stuck on a finalizer
+                for ref in kubectl.run("get", "synthloop", "-n", ns, "-o", "name", check=False).stdout.split():
+                    kubectl.run("patch", ref, "-n", ns, "--type=merge",
+                                "-p", '{"metadata":{"finalizers":null}}', check=False)
         kubectl.run("delete", "deployment", "synthloop-operator", "-n", NAMESPACE,
                     "--ignore-not-found", "--wait=true", "--timeout=60s", check=False)
+        kubectl.run("wait", "--for=delete", "pod", "-l", "app.kubernetes.io/name=synthloop-operator",
+                    "-n", NAMESPACE, "--timeout=60s", check=False)
         for obj in reversed(created):
             kubectl.run("delete", obj["kind"].lower(), obj["metadata"]["name"], *_ns_args(obj),
                         "--ignore-not-found", "--wait=false", check=False)
@@ -286,6 +296,20 @@ def _synthround(name: str, namespace: str, generator: dict[str, Any]) -> str:
                  "prompts": {"math": 4}, "shards": 1,
                  "resources": {"profile": "dgx-h100", "gpusPerNode": 0}},
     })
+
+
+def _argocd_health(obj: dict[str, Any]) -> tuple[str, str]:
+    """What Argo CD would show for this object: its kind's health check, in Lua 5.1."""
+    lua51 = pytest.importorskip("lupa.lua51")
+    lua = lua51.LuaRuntime(unpack_returned_tuples=False)
+    lua.globals().obj = lua.table_from(obj, recursive=True)
+    source = (ROOT / "manifests" / "argocd" / "health" / f"{obj['kind']}.lua").read_text()
+    hs = dict(lua.execute(source))
+    return str(hs["status"]), str(hs["message"])
+
+
+def _get(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
+    return dict(json.loads(kubectl.run("get", "synthround", name, "-n", namespace, "-o", "json").stdout))
 
 
 def _condition(kubectl: Kubectl, namespace: str, name: str, ctype: str) -> dict[str, Any] | None:
@@ -324,6 +348,10 @@ def test_deployed_operator_reconciles_within_its_rbac(
                    timeout=120, what=f"Failed on SynthRound {ns_missing}/{orphan}")
     assert failed["reason"] == "SecretMissing", failed
     assert "synthloop-minio" in failed["message"]
+
+    # The status the real operator wrote reads right in Argo CD.
+    assert _argocd_health(_get(kubectl, ns_ok, waiting)) == ("Progressing", inputs["message"])
+    assert _argocd_health(_get(kubectl, ns_missing, orphan)) == ("Degraded", failed["message"])
 
     logs = kubectl.run("logs", "-n", NAMESPACE, deployed_operator["pod"], check=False)
     assert logs.returncode == 0, logs.stderr
