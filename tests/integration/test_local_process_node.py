@@ -281,3 +281,17 @@ def test_deployment_pods_run_and_restart_on_crash(local_cluster: LocalCluster, n
     assert cs["lastState"]["terminated"]["exitCode"] == 1
     assert _phase(local_cluster, namespace, "crasher") == "Running"
     assert "crash" in local_cluster.kubectl("logs", "-n", namespace, "crasher", "--previous").stdout
+
+
+def test_kubectl_logs_follow_streams_until_the_container_ends(
+    local_cluster: LocalCluster, namespace: str
+) -> None:
+    kube = local_cluster.kube
+    script = "import time\nfor i in range(3):\n    print(f'line {i}', flush=True)\n    time.sleep(1)\n"
+    kube.create(f"/api/v1/namespaces/{namespace}/pods", _pod("talker", script))
+    wait_for(lambda: _phase(local_cluster, namespace, "talker") in ("Running", "Succeeded"),
+             timeout=60, what="talker started")
+    t0 = time.monotonic()
+    out = local_cluster.kubectl("logs", "-f", "-n", namespace, "talker", timeout=60).stdout
+    assert out.splitlines() == ["line 0", "line 1", "line 2"]
+    assert time.monotonic() - t0 < 30

@@ -266,7 +266,9 @@ def up(
             options=options, access_key=access, secret_key=secret,
             kubeconfig=str(paths.kubeconfig), started_at=time.time(),
         )
-        shutil.rmtree(paths.data_dir, ignore_errors=True)  # every `up` is a fresh cluster
+        # every `up` is a fresh cluster: etcd/MinIO data and the previous pods' dirs go
+        shutil.rmtree(paths.data_dir, ignore_errors=True)
+        shutil.rmtree(paths.pods_dir, ignore_errors=True)
         paths.data_dir.mkdir(parents=True)
         state.save(paths.state_file)
         starter = _Starter(paths=paths, state=state, progress=progress)
