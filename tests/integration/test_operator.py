@@ -303,12 +303,15 @@ def test_reward_synth_and_align_applied_together_run_in_order_and_promote(
     pointer = read_promotion(open_store(), bucket=lc.bucket, name=promo)
     assert pointer is not None and pointer.model_uri.endswith("/dpo-1/model/")
     assert "ifeval.prompt_loose" in pointer.metrics
-    # Order through MinIO: each consumer's Job started after its producer finished.
+    # Order through MinIO: each consumer's first Job was made after its producer's run finished
+    # (its manifest verified), not merely after it was applied.
     by_name = {j["metadata"]["name"]: j for j in jobs(lc, namespace)}
     assert set(by_name) == {"reward-1-reward-train", "round-1-synth", "round-1-merge", "align-1-sft-0",
                             "align-1-dpo-1", "align-1-eval"}
-    assert by_name["reward-1-reward-train"]["status"]["completionTime"] <= by_name["round-1-synth"]["metadata"]["creationTimestamp"]
-    assert by_name["round-1-merge"]["status"]["completionTime"] <= by_name["align-1-sft-0"]["metadata"]["creationTimestamp"]
+    reward = get_cr(lc, namespace, "RewardTrain", "reward-1")
+    assert reward["status"]["finishedAt"] <= by_name["round-1-synth"]["metadata"]["creationTimestamp"]
+    assert round1["status"]["finishedAt"] <= by_name["align-1-sft-0"]["metadata"]["creationTimestamp"]
+    assert align["status"]["inputs"] and {i["name"] for i in align["status"]["inputs"]} >= {"model", "data", "reward_model"}
     cfg = json.loads(next(e["value"] for e in by_name["align-1-dpo-1"]["spec"]["template"]["spec"]["containers"][0]["env"]
                           if e["name"] == "SYNTHLOOP_WORKER_CONFIG"))
     assert cfg["inputs"]["model"].endswith("/sft-0/model/") and cfg["inputs"]["preference"] == outputs["preference"]["uri"]
