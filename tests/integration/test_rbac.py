@@ -357,3 +357,41 @@ def test_deployed_operator_reconciles_within_its_rbac(
     assert logs.returncode == 0, logs.stderr
     denied = [line for line in logs.stdout.splitlines() if "forbidden" in line.lower() or " 403" in line]
     assert denied == [], "the operator hit RBAC denials:\n" + "\n".join(denied[:20])
+
+
+def test_operator_pod_passes_restricted_pod_security(kubectl: Kubectl, namespace: str) -> None:
+    """The apiserver's PodSecurity admission, enforcing `restricted`, admits the operator pod
+    of every overlay (the base labels synthloop-system that way)."""
+    kubectl.run("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted",
+                "pod-security.kubernetes.io/enforce-version=latest")
+    for overlay in ("overlays/local", "overlays/production"):
+        rendered = kubectl.run("kustomize", str(ROOT / "manifests" / overlay)).stdout
+        deploy = next(o for o in yaml.safe_load_all(rendered) if o and o["kind"] == "Deployment")
+        template = deploy["spec"]["template"]
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "operator-pss", "namespace": namespace,
+                            "labels": template["metadata"]["labels"]},
+               # Placement and identity are not what Pod Security judges; this namespace has
+               # neither the operator's ServiceAccount nor (maybe) its PriorityClass.
+               "spec": {**template["spec"], "nodeSelector": {}, "priorityClassName": None,
+                        "serviceAccountName": "default"}}
+        proc = kubectl.run("create", "--dry-run=server", "-f", "-", stdin=json.dumps(pod), check=False)
+        assert proc.returncode == 0, f"{overlay}: {proc.stderr}"
+        assert "violate" not in proc.stderr.lower(), f"{overlay}: {proc.stderr}"
+        # Taking away one restriction is refused, so the check above has teeth.
+        loose = json.loads(json.dumps(pod))
+        loose["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+        proc = kubectl.run("create", "--dry-run=server", "-f", "-", stdin=json.dumps(loose), check=False)
+        assert proc.returncode != 0 and "allowPrivilegeEscalation" in proc.stderr, proc.stderr
+
+
+def test_production_overlay_is_accepted_by_the_apiserver(kubectl: Kubectl) -> None:
+    """Every object of the production overlay validates server-side (schemas, CRDs, PDB,
+    PriorityClass), without persisting anything."""
+    proc = kubectl.run("apply", "--dry-run=server", "--server-side", "--field-manager=synthloop-test-rbac",
+                       "--force-conflicts", "-k", str(ROOT / "manifests" / "overlays" / "production"),
+                       check=False)
+    assert proc.returncode == 0, proc.stderr
+    applied = [line for line in proc.stdout.splitlines() if "(server dry run)" in line]
+    assert any(line.startswith("deployment.apps/synthloop-operator") for line in applied), proc.stdout
+    assert any(line.startswith("priorityclass.scheduling.k8s.io/synthloop-operator") for line in applied)
