@@ -150,7 +150,9 @@ def run(config: WorkerConfig, *, stop_after_step: int | None = None) -> int:
         blend = [(b.source, b.weight) for b in phase.blend]
         rows = list(range(st.samples_before + env.rank, st.samples_before + st.batch_size,
                           env.world_size))
-        micro = params.parallelism.micro_batch_size
+        # microBatchSize sizes GPU memory; on a CPU one micro-batch of the whole local batch
+        # is much faster and tiny models have no memory pressure
+        micro = params.parallelism.micro_batch_size if device.type == "cuda" else len(rows)
         engine.begin(st.lr, global_batch_size=st.batch_size)
         step_loss = 0.0
         for i in range(0, len(rows), micro):
