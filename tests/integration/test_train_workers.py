@@ -137,3 +137,25 @@ def test_a_failing_worker_leaves_no_manifest(local_cluster: Any, s3_env: dict[st
     assert "needs an 'sft' input" in proc.stderr
     assert not store.exists(f"{out}manifest.json")
 
+
+
+def test_data_parallel_pretrain_matches_one_process(tmp_path: Any) -> None:
+    """torchrun with 2 CPU processes (gloo, the DDP path a multi-GPU pod takes) trains the same
+    model as one process: rows of the global batch split by rank, gradients averaged."""
+    params = {**PRETRAIN, "phases": PRETRAIN["phases"][:1], "checkpoint": {"everySteps": 6}}
+    params["phases"] = [{**params["phases"][0], "steps": 6}]
+    results = []
+    for name, launcher in (("one", [sys.executable, "-m", "synthloop.workers.cli", "pretrain"]),
+                           ("ddp", [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                                    "--master_port", str(29500 + os.getpid() % 1000),
+                                    "-m", "synthloop.workers.cli", "pretrain"])):
+        cfg = {"task": "pretrain", "output": f"file://{tmp_path}/{name}/",
+               "workdir": str(tmp_path / f"w-{name}"), "params": params}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHLOOP_S3")}
+        proc = subprocess.run(launcher, env={**env, "SYNTHLOOP_WORKER_CONFIG": json.dumps(cfg)},
+                              capture_output=True, text=True, timeout=600, check=False)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        results.append(json.loads((tmp_path / name / "losses.json").read_text())["losses"])
+    one, ddp = results
+    assert len(one) == len(ddp) == 6
+    assert max(abs(a - b) for a, b in zip(one, ddp, strict=True)) < 1e-4

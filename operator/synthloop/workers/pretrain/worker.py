@@ -105,8 +105,7 @@ def run(config: WorkerConfig, *, stop_after_step: int | None = None) -> int:
         if "tokenizer" in config.inputs or not params.tokenizer.train:
             from synthloop.models.io import load_tokenizer
 
-            tokenizer = load_tokenizer(config.input("tokenizer"), store=store,
-                                       cache_dir=scratch / "models")
+            tokenizer = load_tokenizer(run_io.fetch_model("tokenizer"))
         else:
             texts_src = _TextSampler(file_sources, params)
             tokenizer = train_tokenizer(texts_src.texts(params.tokenizer.train_docs),
@@ -165,10 +164,16 @@ def run(config: WorkerConfig, *, stop_after_step: int | None = None) -> int:
             engine.backward(scaled)
             step_loss += float(loss.detach()) * len(chunk) / len(rows)
         grad_norm = engine.step(st.lr)
+        if engine.distributed:  # the global batch's mean loss, identical on every rank
+            import torch.distributed as dist
+
+            t = torch.tensor([step_loss], dtype=torch.float64, device=device)
+            dist.all_reduce(t)
+            step_loss = float(t) / env.world_size
         losses.append(step_loss)
         done = st.step + 1
         window_tokens += st.batch_size * seq
-        if done % params.log_every == 0 or done == len(steps):
+        if env.is_main and (done % params.log_every == 0 or done == len(steps)):
             elapsed = max(time.perf_counter() - window_start, 1e-9)
             tokens_per_s = window_tokens / elapsed
             mfu = tokens_per_s * flops_tok / (peak * env.world_size) if peak else None

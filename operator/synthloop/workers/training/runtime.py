@@ -169,7 +169,8 @@ class Run:
         uri = self.config.input(role)
         path = fetch_model_dir(uri, store=self.store, cache_dir=self.config.scratch() / "models")
         weights = path / "model.safetensors"
-        digest = sha256_file(weights) if weights.is_file() else ""
+        pinned = weights if weights.is_file() else path / "tokenizer.json"
+        digest = sha256_file(pinned) if pinned.is_file() else ""
         self.inputs.append(ArtifactRef(uri=uri, sha256=digest, role=role))
         return path
 
