@@ -21,14 +21,14 @@ def params(**over: Any) -> dict[str, Any]:
         "model": {"preset": "tiny-test", "seqLength": 32},
         "tokenizer": {"vocabSize": 256, "trainDocs": 200},
         "phases": [
-            {"name": "pretrain", "steps": 16, "lr": 3e-3, "minLr": 3e-4, "warmupSteps": 2,
+            {"name": "pretrain", "steps": 12, "lr": 3e-3, "minLr": 3e-4, "warmupSteps": 2,
              "blend": [{"source": "english", "weight": 0.7}, {"source": "arithmetic", "weight": 0.3}]},
-            {"name": "continued", "steps": 6, "lr": 1e-3, "minLr": 0.0, "decay": "steep",
+            {"name": "continued", "steps": 4, "lr": 1e-3, "minLr": 0.0, "decay": "steep",
              "blend": [{"source": "qa", "weight": 0.5}, {"source": "arithmetic", "weight": 0.5}]},
         ],
-        "batchRamp": [{"globalBatchSize": 4, "tokens": 4 * 32 * 6}, {"globalBatchSize": 8}],
+        "batchRamp": [{"globalBatchSize": 4, "tokens": 4 * 32 * 5}, {"globalBatchSize": 8}],
         "parallelism": {"microBatchSize": 4},
-        "checkpoint": {"everySteps": 8},
+        "checkpoint": {"everySteps": 6},
         "logEvery": 100,
     }
     base.update(over)
@@ -51,33 +51,34 @@ def test_loss_falls_and_crash_resume_matches_uninterrupted(tmp_path: Path) -> No
 
     run(cfg(tmp_path, "a", "wa", params()))
     la = losses(tmp_path, "a")
-    assert len(la) == 22
+    assert len(la) == 16
     assert sum(la[-4:]) / 4 < sum(la[:4]) / 4 - 0.5  # learning, not noise
     store = open_store(env={})
     manifest = verify_manifest(store, f"file://{tmp_path}/a/")
     assert manifest.output("model").uri.startswith(f"file://{tmp_path}/a/model/")
-    assert manifest.counts["steps"] == 22
+    assert manifest.counts["steps"] == 16
 
     with pytest.raises(SimulatedCrash):
-        run(cfg(tmp_path, "b", "wb", params()), stop_after_step=12)
-    # the crash left a checkpoint at step 8 and no finished run
-    assert (tmp_path / "b" / "checkpoints" / "step-8" / "manifest.json").is_file()
+        run(cfg(tmp_path, "b", "wb", params()), stop_after_step=9)
+    # the crash left a checkpoint at step 6 and no finished run
+    assert (tmp_path / "b" / "checkpoints" / "step-6" / "manifest.json").is_file()
     assert not (tmp_path / "b" / "manifest.json").exists()
     # a half-uploaded checkpoint (no manifest) is ignored by resume
-    (tmp_path / "b" / "checkpoints" / "step-12").mkdir(parents=True)
-    (tmp_path / "b" / "checkpoints" / "step-12" / "model.safetensors").write_bytes(b"partial")
+    (tmp_path / "b" / "checkpoints" / "step-9").mkdir(parents=True)
+    (tmp_path / "b" / "checkpoints" / "step-9" / "model.safetensors").write_bytes(b"partial")
     # the operator names the checkpoints directory in resume_from: its latest complete one wins
     run(cfg(tmp_path, "b", "wb2", params(), resume_from=f"file://{tmp_path}/b/checkpoints/"))
     lb = losses(tmp_path, "b")
     assert lb == la  # same steps, same data, same loss: bit-identical on CPU
-    assert verify_manifest(store, f"file://{tmp_path}/b/").counts["resumed_from_step"] == 8
+    assert verify_manifest(store, f"file://{tmp_path}/b/").counts["resumed_from_step"] == 6
     # a retried pod after the run finished changes nothing
     before = (tmp_path / "b" / "manifest.json").read_bytes()
     assert run(cfg(tmp_path, "b", "wb3", params())) == 0
     assert (tmp_path / "b" / "manifest.json").read_bytes() == before
     assert not (tmp_path / "wb3" / "final-model").exists()
     # a checkpoints directory with nothing complete in it is a fresh start
-    run(cfg(tmp_path, "c", "wc", params(phases=params()["phases"][:1]),
+    short = [{**params()["phases"][0], "steps": 2}]
+    run(cfg(tmp_path, "c", "wc", params(phases=short),
             resume_from=f"file://{tmp_path}/c/checkpoints/"))
     assert verify_manifest(store, f"file://{tmp_path}/c/").counts["resumed_from_step"] == 0
 
