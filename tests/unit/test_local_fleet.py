@@ -55,3 +55,13 @@ def test_options_validation_names_the_flag() -> None:
         ClusterOptions(minio_port=22379).validate()
     with pytest.raises(ValueError, match="--kwok-nodes must be >= 0"):
         ClusterOptions(kwok_nodes=-1).validate()
+
+
+def test_kwok_pod_ips_are_deterministic() -> None:
+    """A re-played pod-ready stage must not merge a second IP into status.podIPs."""
+    from synthloop.local.fleet import STAGES_TEMPLATE
+
+    ready = next(d for d in yaml.safe_load_all(STAGES_TEMPLATE.read_text())
+                 if d["metadata"]["name"] == "pod-ready")
+    template = ready["spec"]["next"]["statusTemplate"]
+    assert "PodIPsWith" not in template and "NodeIPsWith" in template
