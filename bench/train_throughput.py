@@ -3,7 +3,9 @@
 Measures, in one process and on the same batches:
   * the full training step the pretrain worker runs (sdpa attention, AdamW, grad clip),
   * baseline A: the same step with eager attention (transformers' reference implementation),
-  * baseline B: forward only (no backward/optimizer) - the step's cost relative to inference.
+  * baseline B: forward only (no backward/optimizer) - the step's cost relative to inference,
+  * the training step on one intra-op thread: on a shared, busy CPU (the local cluster runs
+    several pods on 2 cores) one thread can beat the default pool - set OMP_NUM_THREADS=1 then.
 Prints one JSON line. Ratios are the numbers to compare across machines; absolute tokens/s
 depend on the CPU.
 
@@ -55,19 +57,22 @@ def main() -> None:
     batches = [torch.randint(6, dims.vocab_size, (args.batch, seq), generator=g)
                for _ in range(args.steps + 1)]
     results = {}
+    threads = torch.get_num_threads()
     for name, impl, train in (("train_sdpa", "sdpa", True), ("train_eager", "eager", True),
-                              ("forward_sdpa", "sdpa", False)):
+                              ("forward_sdpa", "sdpa", False), ("train_sdpa_1thread", "sdpa", True)):
+        torch.set_num_threads(1 if name.endswith("1thread") else threads)
         model = build_model(dims, seed=0)
         model.config._attn_implementation = impl
         model.train(train)
         results[name] = measure(model, batches, train=train)
     flops = dims.flops_per_token()
     print(json.dumps({
-        "bench": "train_throughput", "device": "cpu", "threads": torch.get_num_threads(),
+        "bench": "train_throughput", "device": "cpu", "threads": threads,
         "preset": args.preset, "params": dims.total_params(), "batch": args.batch, "seq": seq,
         "tokens_per_s": {k: round(v, 1) for k, v in results.items()},
         "ratio_sdpa_vs_eager": round(results["train_sdpa"] / results["train_eager"], 3),
         "ratio_train_vs_forward": round(results["train_sdpa"] / results["forward_sdpa"], 3),
+        "ratio_1thread_vs_default": round(results["train_sdpa_1thread"] / results["train_sdpa"], 3),
         "achieved_gflops": round(results["train_sdpa"] * flops / 1e9, 2),
     }))
 

@@ -35,9 +35,30 @@ def quiet_transformers() -> None:
 
 
 def pick_device(env: DistEnv) -> torch.device:
+    """The local GPU, else the CPU with its intra-op threads set by :func:`cpu_threads`."""
     if torch.cuda.is_available():
         return torch.device("cuda", env.local_rank)
+    torch.set_num_threads(cpu_threads())
     return torch.device("cpu")
+
+
+def cpu_threads() -> int:
+    """Intra-op threads on a CPU: ``SYNTHLOOP_CPU_THREADS``, else ``OMP_NUM_THREADS``, else 1.
+
+    The CPU path runs tiny models, usually several pods at once on a small shared machine (the
+    local cluster); there one thread per process trains several times faster than a pool of
+    threads spinning against each other (see bench/train_throughput.py).
+    """
+    import os
+
+    for name in ("SYNTHLOOP_CPU_THREADS", "OMP_NUM_THREADS"):
+        raw = os.environ.get(name, "").strip()
+        if raw:
+            try:
+                return max(1, int(raw))
+            except ValueError:
+                raise ValueError(f"env {name}={raw!r}: expected a positive integer") from None
+    return 1
 
 
 def peak_flops(device: torch.device) -> float | None:
