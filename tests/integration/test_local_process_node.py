@@ -295,3 +295,24 @@ def test_kubectl_logs_follow_streams_until_the_container_ends(
     out = local_cluster.kubectl("logs", "-f", "-n", namespace, "talker", timeout=60).stdout
     assert out.splitlines() == ["line 0", "line 1", "line 2"]
     assert time.monotonic() - t0 < 30
+
+
+def test_missing_secret_waits_like_a_kubelet_then_runs(local_cluster: LocalCluster, namespace: str) -> None:
+    kube = local_cluster.kube
+    pod = _pod("late", "import os; print('token', os.environ['TOKEN'])")
+    pod["spec"]["containers"][0]["env"] = [
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "later", "key": "token"}}}]
+    kube.create(f"/api/v1/namespaces/{namespace}/pods", pod)
+
+    def config_error() -> bool:
+        p = _get_pod(local_cluster, namespace, "late") or {}
+        statuses = (p.get("status") or {}).get("containerStatuses") or []
+        return bool(statuses) and statuses[0]["state"].get("waiting", {}).get("reason") == "CreateContainerConfigError"
+
+    wait_for(config_error, timeout=30, what="CreateContainerConfigError while the Secret is missing")
+    assert _phase(local_cluster, namespace, "late") == "Pending"
+    kube.create(f"/api/v1/namespaces/{namespace}/secrets",
+                {"metadata": {"name": "later"}, "stringData": {"token": "s3cret"}})
+    wait_for(lambda: _phase(local_cluster, namespace, "late") == "Succeeded", timeout=30,
+             what="late Succeeded once the Secret exists")
+    assert "token s3cret" in local_cluster.kubectl("logs", "-n", namespace, "late").stdout

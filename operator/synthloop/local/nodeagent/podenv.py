@@ -34,6 +34,10 @@ class PodSpecError(ValueError):
     """The pod cannot run as a local process; the message names the field."""
 
 
+class MissingReferenceError(PodSpecError):
+    """A referenced Secret/ConfigMap (key) does not exist yet; a kubelet keeps retrying."""
+
+
 def expand(value: str, env: Mapping[str, str]) -> str:
     """Kubernetes ``$(VAR)`` expansion: known vars substituted, ``$$`` escapes, others kept."""
 
@@ -115,7 +119,7 @@ def materialise_volumes(
         if data is None:
             if src.get("optional"):
                 continue
-            raise PodSpecError(f"volume {vol['name']!r}: {ns}/{src.get('name') or src.get('secretName')} not found")
+            raise MissingReferenceError(f"volume {vol['name']!r}: {ns}/{src.get('name') or src.get('secretName')} not found")
         items = src.get("items")
         pairs = [(i["key"], i["path"]) for i in items] if items else [(k, k) for k in data]
         for key, rel in pairs:
@@ -174,7 +178,7 @@ def build_env(
         if data is None:
             if ref.get("optional"):
                 continue
-            raise PodSpecError(f"envFrom: {ns}/{ref['name']} not found")
+            raise MissingReferenceError(f"envFrom: {ns}/{ref['name']} not found")
         for k, v in data.items():
             declared[prefix + k] = v
     for item in container.get("env") or []:
@@ -197,7 +201,7 @@ def build_env(
                 if ref.get("optional"):
                     continue
                 kind = "secret" if is_secret else "configmap"
-                raise PodSpecError(
+                raise MissingReferenceError(
                     f"env {name}: {kind} key {ns}/{ref['name']}[{ref['key']}] not found"
                 )
         else:

@@ -25,6 +25,7 @@ from typing import Any
 from synthloop.local.kube import KubeClient, KubeError
 from synthloop.local.kubeconfig import write_token_kubeconfig
 from synthloop.local.nodeagent.podenv import (
+    MissingReferenceError,
     PodSpecError,
     build_argv,
     build_env,
@@ -167,19 +168,34 @@ class PodRunner(threading.Thread):
         for sub in ("logs", "pids", "tmp"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         self._report()
-        try:
-            env_base = self._base_env()
-            dirs = materialise_volumes(
-                self.pod, self.dir, get_configmap=self._get_configmap, get_secret=self._get_secret
-            )
-            self._plans = {
-                c.name: self._plan(c, env_base, dirs) for c in self.inits + self.containers
-            }
-        except (PodSpecError, KubeError) as exc:
-            for c in self.inits + self.containers:
-                c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(exc)}}
-            self._finish("Failed", "CreateContainerConfigError", str(exc))
-            return
+        waiting_for: str | None = None
+        while True:
+            try:
+                env_base = self._base_env()
+                dirs = materialise_volumes(
+                    self.pod, self.dir, get_configmap=self._get_configmap,
+                    get_secret=self._get_secret,
+                )
+                self._plans = {
+                    c.name: self._plan(c, env_base, dirs) for c in self.inits + self.containers
+                }
+                break
+            except (MissingReferenceError, KubeError) as exc:
+                # as a kubelet does: stay Pending and retry until the object appears
+                if str(exc) != waiting_for:
+                    waiting_for = str(exc)
+                    for c in self.inits + self.containers:
+                        c.state = {"waiting": {"reason": "CreateContainerConfigError",
+                                               "message": str(exc)}}
+                    self._report()
+                if self._stop_requested.wait(2.0):
+                    self._finish("Failed", "Terminated", "pod deleted before it could start")
+                    return
+            except PodSpecError as exc:
+                for c in self.inits + self.containers:
+                    c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(exc)}}
+                self._finish("Failed", "CreateContainerConfigError", str(exc))
+                return
         for init in self.inits:
             if not self._run_to_success(init):
                 return
