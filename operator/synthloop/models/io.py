@@ -29,11 +29,18 @@ class LoadedModel(NamedTuple):
     tokenizer: PreTrainedTokenizerFast
 
 
-def save_model(model: Any, tokenizer: Any, out_dir: str | Path) -> Path:
-    """Write ``model`` and ``tokenizer`` as one HF directory (safetensors); returns the dir."""
+def save_model(
+    model: Any, tokenizer: Any, out_dir: str | Path, *, state_dict: dict[str, Any] | None = None
+) -> Path:
+    """Write ``model`` and ``tokenizer`` as one HF directory (safetensors); returns the dir.
+
+    ``state_dict`` overrides the module's weights (consolidated ZeRO-3 weights)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
+    if state_dict is not None:
+        model.save_pretrained(out, state_dict=state_dict)
+    else:
+        model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     # transformers 5 writes the template to chat_template.jinja; older loaders (and the
     # contract) read it from tokenizer_config.json, so keep it in both places.

@@ -98,10 +98,12 @@ def run(config: WorkerConfig, *, stop_after_step: int | None = None) -> int:
 
         tokenizer = AutoTokenizer.from_pretrained(local)
         model = AutoModelForCausalLM.from_pretrained(local, dtype=torch.float32)
-        optimizer_state = torch.load(local / "optimizer.pt", weights_only=True)
+        optimizer_file = local / "optimizer.pt"
+        optimizer_state = torch.load(optimizer_file, weights_only=True) if optimizer_file.is_file() else None
+        ds_resume_dir = local / "deepspeed" if (local / "deepspeed").is_dir() else None
         log("resumed", checkpoint=resume_uri, step=start_step)
     else:
-        optimizer_state = None
+        optimizer_state, ds_resume_dir = None, None
         if "tokenizer" in config.inputs or not params.tokenizer.train:
             from synthloop.models.io import load_tokenizer
 
@@ -128,13 +130,17 @@ def run(config: WorkerConfig, *, stop_after_step: int | None = None) -> int:
     if use_ds:
         ds_cfg = deepspeed_config(
             micro_batch_size=params.parallelism.micro_batch_size,
-            global_batch_size=steps[0].batch_size if steps else params.global_batch_size,
+            global_batch_size=(steps[min(start_step, len(steps) - 1)].batch_size if steps
+                               else params.global_batch_size),
             world_size=env.world_size, zero_stage=params.parallelism.zero_stage, bf16=True,
             grad_clip=params.grad_clip, tensor=params.parallelism.tensor,
         )
     engine = Engine(model, lr=params.phases[0].lr, weight_decay=params.weight_decay,
                     grad_clip=params.grad_clip, env=env, ds_config=ds_cfg)
-    if optimizer_state is not None:
+    if engine.ds_engine is not None and ds_resume_dir is not None:
+        engine.ds_engine.load_checkpoint(str(ds_resume_dir), tag="state",
+                                         load_lr_scheduler_states=False)
+    elif optimizer_state is not None:
         engine.load_state_dict(optimizer_state)
 
     flops_tok = dims_from_config(model.config).flops_per_token()
@@ -183,15 +189,16 @@ def run(config: WorkerConfig, *, stop_after_step: int | None = None) -> int:
             window_tokens, window_start = 0, time.perf_counter()
         if done % params.progress_every == 0:
             run_io.progress(done=done, total=len(steps), loss=step_loss, phase=phase.name)
-        if done % params.checkpoint.every_steps == 0 and done < len(steps) and env.is_main:
-            _save_checkpoint(ckpts, scratch, engine, tokenizer, done, losses, st, seq)
+        if done % params.checkpoint.every_steps == 0 and done < len(steps):
+            _save_checkpoint(ckpts, scratch, engine, tokenizer, done, losses, st, seq, env=env)
         if stop_after_step is not None and done >= stop_after_step:
             raise SimulatedCrash(f"stopped after step {done}")
 
+    full_state = engine.full_state_dict()  # collective under ZeRO-3: every rank calls it
     if env.is_main:
         out_dir = scratch / "final-model"
         shutil.rmtree(out_dir, ignore_errors=True)
-        save_model(engine.module, tokenizer, out_dir)
+        save_model(engine.module, tokenizer, out_dir, state_dict=full_state)
         run_io.upload_model(out_dir)
         run_io.store.put_json(run_io.uri("losses.json"), {"losses": losses})
         n = max(1, min(5, len(losses)))
@@ -229,7 +236,7 @@ def _file_sources(run_io: Run, names: set[str]) -> dict[str, str]:
 
 
 class _TextSampler:
-    """Tokenizer training text drawn from the first phase's blend (seeded)."""
+    """Tokenizer training text drawn from every phase's blend (seeded)."""
 
     def __init__(self, file_sources: dict[str, list[str]], params: PretrainParams) -> None:
         self.data = BlendData(_NoTokenizer(), seq_length=1, seed=params.seed, file_sources=file_sources)
@@ -247,14 +254,37 @@ class _NoTokenizer:
 
 def _save_checkpoint(
     ckpts: Checkpoints, scratch: Path, engine: Engine, tokenizer: Any, step: int,
-    losses: list[float], st: PlannedStep, seq: int,
+    losses: list[float], st: PlannedStep, seq: int, *, env: DistEnv,
 ) -> None:
-    local = scratch / "checkpoint"
+    """Weights (HF dir), optimizer state, trainer state; the manifest last, by rank 0.
+
+    Plain torch: rank 0 holds everything (DDP replicas are identical). DeepSpeed: every rank
+    writes and uploads its own ZeRO partition (``deepspeed/``), then rank 0 lists the
+    checkpoint and writes the manifest once all ranks are past a barrier.
+    """
+    from synthloop.artifacts.uris import join
+
+    uri = ckpts.uri(step)
+    local = scratch / f"checkpoint-rank{env.rank}"
     shutil.rmtree(local, ignore_errors=True)
-    save_model(engine.module, tokenizer, local)
-    torch.save(engine.state_dict(), local / "optimizer.pt")
+    local.mkdir(parents=True)
+    full_state = engine.full_state_dict()
+    if engine.ds_engine is not None:
+        engine.ds_engine.save_checkpoint(str(local / "deepspeed"), tag="state")
+        for path in sorted((local / "deepspeed").rglob("*")):
+            if path.is_file() and (env.is_main or "zero_pp_rank" in path.name or "optim" in path.name):
+                ckpts.store.put_file(join(uri, path.relative_to(local).as_posix()), path)
     state = {"losses": losses, "samples": st.samples_before + st.batch_size,
              "tokens": st.tokens_before + st.batch_size * seq}
-    (local / "trainer_state.json").write_text(json.dumps({"step": step, **state}))
-    uri = ckpts.save(step, local, state=state)
-    log("checkpoint", step=step, uri=uri)
+    if env.is_main:
+        model_dir = local / "model-files"
+        save_model(engine.module, tokenizer, model_dir, state_dict=full_state)
+        if engine.ds_engine is None:
+            torch.save(engine.state_dict(), model_dir / "optimizer.pt")
+        (model_dir / "trainer_state.json").write_text(json.dumps({"step": step, **state}))
+        infos = ckpts.store.upload_dir(model_dir, uri)
+    engine.barrier()
+    if env.is_main:
+        ckpts.finalize(step, state=state, known=infos)
+        log("checkpoint", step=step, uri=uri)
+    engine.barrier()

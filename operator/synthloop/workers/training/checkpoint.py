@@ -8,6 +8,7 @@ the one ``config.resume_from`` names, which must be complete).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from synthloop.artifacts.manifest import (
     verify_manifest,
     write_manifest,
 )
-from synthloop.artifacts.store import ArtifactStore
+from synthloop.artifacts.store import ArtifactStore, ObjectInfo
 from synthloop.artifacts.uris import join
 
 _STEP = re.compile(r"/checkpoints/step-(\d+)/manifest\.json$")
@@ -36,13 +37,22 @@ class Checkpoints:
     def uri(self, step: int) -> str:
         return join(self.output, "checkpoints", f"step-{step}") + "/"
 
-    def save(self, step: int, local_dir: Path, *, state: dict[str, Any], **meta: str) -> str:
+    def save(self, step: int, local_dir: Path, *, state: dict[str, Any]) -> str:
+        """Upload ``local_dir`` as checkpoint ``step`` and write its manifest last."""
+        infos = self.store.upload_dir(local_dir, self.uri(step))
+        return self.finalize(step, state=state, known=infos)
+
+    def finalize(
+        self, step: int, *, state: dict[str, Any], known: Sequence[ObjectInfo] = ()
+    ) -> str:
+        """Write the manifest over everything already uploaded under the checkpoint (several
+        ranks may have uploaded parts); sizes from the store, so a torn upload cannot verify."""
         uri = self.uri(step)
-        infos = self.store.upload_dir(local_dir, uri)
+        digests = {i.uri: i.sha256 for i in known}
+        refs = [ArtifactRef(uri=u, size=self.store.size(u), sha256=digests.get(u, ""), role="checkpoint")
+                for u in self.store.list(uri) if not u.endswith("/manifest.json")]
         write_manifest(self.store, uri, Manifest(
-            task=f"{self.task}-checkpoint",
-            outputs=[ArtifactRef.of(i, role="checkpoint") for i in infos],
-            extra={"step": step, "state": state}, **meta,
+            task=f"{self.task}-checkpoint", outputs=refs, extra={"step": step, "state": state},
         ))
         return uri
 

@@ -145,6 +145,20 @@ class Engine:
         self.optimizer.zero_grad(set_to_none=True)
         return float(norm)
 
+    def full_state_dict(self) -> dict[str, Any] | None:
+        """The consolidated weights when ZeRO-3 partitions them (a collective: call it on every
+        rank); None when ``module`` already holds full weights."""
+        if self.ds_engine is None or self.ds_engine.zero_optimization_stage() != 3:
+            return None
+        return dict(self.ds_engine._zero3_consolidated_16bit_state_dict())
+
+    def barrier(self) -> None:
+        if self.distributed or self.ds_engine is not None:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.barrier()
+
     def state_dict(self) -> dict[str, Any]:
         return dict(self.optimizer.state_dict())
 
