@@ -83,16 +83,16 @@ def run(config: WorkerConfig) -> int:
                     metrics[f"mc.{name}.{key}"] = res[key]
                     counts[f"mc.{name}.{key}"] = int(res["n"])
         elif suite.type == "ifeval":
-            items: list[ifeval.IFItem] = []
+            prompts: list[ifeval.IFItem] = []
             for task in suite.tasks or ["synthetic"]:
                 if task == "synthetic":
-                    items += ifeval.synthetic_items(suite.limit or 32, seed=params.seed)
+                    prompts += ifeval.synthetic_items(suite.limit or 32, seed=params.seed)
                 else:
-                    items += ifeval.parse_items(_read(io, store, task), name=_task_name(task))
-            items = items[: suite.limit] if suite.limit else items
-            responses = generate(model, tokenizer, [[{"role": "user", "content": i.prompt}] for i in items],
+                    prompts += ifeval.parse_items(_read(io, store, task), name=_task_name(task))
+            prompts = prompts[: suite.limit] if suite.limit else prompts
+            responses = generate(model, tokenizer, [[{"role": "user", "content": i.prompt}] for i in prompts],
                                  max_new_tokens=params.max_new_tokens, batch_size=params.batch_size)
-            m, c = ifeval.score_responses(items, responses)
+            m, c = ifeval.score_responses(prompts, responses)
             metrics.update(m)
             counts.update(c)
         elif suite.type == "rewardWinRate":

@@ -140,9 +140,9 @@ def run(config: WorkerConfig) -> int:
             metrics["heldout.mse"] = float(reward_mse_loss(preds, target))
         if held_p:
             wins = 0
-            for b in batches(held_p, tp.global_batch_size):
-                rc = scorer.reward([p.conversation(p.chosen) for p in b])
-                rl = scorer.reward([p.conversation(p.rejected) for p in b])
+            for pair_batch in batches(held_p, tp.global_batch_size):
+                rc = scorer.reward([p.conversation(p.chosen) for p in pair_batch])
+                rl = scorer.reward([p.conversation(p.rejected) for p in pair_batch])
                 wins += int((rc > rl).sum())
             metrics["preference.accuracy"] = wins / len(held_p)
 
