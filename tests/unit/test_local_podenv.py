@@ -116,3 +116,12 @@ def test_working_dir_falls_back_to_pod_dir(tmp_path: Path) -> None:
     wd = working_dir({"workingDir": "/scratch/w", "volumeMounts": [
         {"name": "scratch", "mountPath": "/scratch"}]}, dirs, tmp_path)
     assert wd == tmp_path / "v" / "w" and wd.is_dir()
+
+
+def test_rewritten_paths_are_not_rewritten_again() -> None:
+    """A pod dir under /tmp must survive a /tmp emptyDir mount (one pass over all mounts)."""
+    from synthloop.local.nodeagent.podenv import rewrite_paths
+
+    mounts = [("/etc/synthloop", "/tmp/home/pods/p/volumes/config"), ("/tmp", "/tmp/home/pods/p/volumes/tmp")]
+    assert rewrite_paths("/etc/synthloop/profiles.yaml", mounts) == "/tmp/home/pods/p/volumes/config/profiles.yaml"
+    assert rewrite_paths("/tmp/x", mounts) == "/tmp/home/pods/p/volumes/tmp/x"

@@ -143,10 +143,18 @@ def mount_map(container: Mapping[str, Any], dirs: Mapping[str, Path]) -> list[tu
 
 
 def rewrite_paths(value: str, mounts: list[tuple[str, str]]) -> str:
-    """Replace each mount path prefix (at a path boundary) with its local directory."""
-    for mount_path, local in mounts:
-        value = re.sub(rf"(?<![\w./-]){re.escape(mount_path)}(?=/|$|[\s:;,=\"'])", local, value)
-    return value
+    """Replace each mount path prefix (at a path boundary) with its local directory.
+
+    One pass over all mounts (longest first), so a local directory that itself lies under
+    another mount path (a ``SYNTHLOOP_HOME`` under ``/tmp`` with a ``/tmp`` emptyDir) is never
+    rewritten a second time.
+    """
+    if not mounts:
+        return value
+    local_of = dict(mounts)
+    alternatives = "|".join(re.escape(m) for m in sorted(local_of, key=len, reverse=True))
+    pattern = rf"(?<![\w./-])({alternatives})(?=/|$|[\s:;,=\"'])"
+    return re.sub(pattern, lambda match: local_of[match.group(1)], value)
 
 
 def build_env(
