@@ -483,3 +483,31 @@ def test_the_deployment_from_the_local_overlay_runs_a_round_as_its_service_accou
     finally:
         lc.kubectl("delete", "synthrounds", "--all", "-n", namespace, "--timeout=30s", check=False)
         lc.kubectl("delete", "deployment/synthloop-operator", "-n", "synthloop-system", "--timeout=60s", check=False)
+
+
+def test_deleting_a_cr_removes_its_jobs_and_keeps_artifacts_unless_told_otherwise(
+    local_cluster: LocalCluster, namespace: str, operator: Operator, base: dict[str, str]
+) -> None:
+    lc = local_cluster
+    store = open_store()
+    apply(lc, namespace,
+          cr("SynthRound", "keep", {"generator": {"model": {"uri": base["model"]}, "backend": "transformers",
+                                                  "maxTokens": 8}, "prompts": {"math": 2}}),
+          cr("SynthRound", "drop", {"generator": {"model": {"promoted": f"never-{namespace[-6:]}"},
+                                                  "backend": "transformers"}, "prompts": {"math": 2},
+                                    "keepArtifacts": False}))
+    operator.start()
+    wait_for(lambda: [j for j in jobs(lc, namespace) if j["metadata"]["name"] == "keep-synth"], timeout=60,
+             what=f"Job keep-synth\n{operator.logs()}")
+    drop = wait_phase(lc, operator, namespace, "SynthRound", "drop", {"WaitingForInputs"}, timeout=60)
+    assert "synthloop.io/artifacts" in drop["metadata"].get("finalizers", [])
+    keep = get_cr(lc, namespace, "SynthRound", "keep")
+    assert "synthloop.io/artifacts" not in keep["metadata"].get("finalizers", [])
+    prefixes = {name: f"s3://{lc.bucket}/{namespace}/synthround/{name}/{get_cr(lc, namespace, 'SynthRound', name)['metadata']['uid']}/"
+                for name in ("keep", "drop")}
+    for prefix in prefixes.values():
+        store.put_bytes(prefix + "synth/notes.txt", b"artifact")
+    lc.kubectl("delete", "synthround", "keep", "drop", "-n", namespace, "--timeout=60s")
+    wait_for(lambda: not jobs(lc, namespace), timeout=60, what="keep-synth garbage-collected")
+    assert store.list(prefixes["drop"]) == []
+    assert store.list(prefixes["keep"]) == [prefixes["keep"] + "synth/notes.txt"]

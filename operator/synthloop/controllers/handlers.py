@@ -1,9 +1,12 @@
 """kopf wiring shared by the four kinds: triggers -> one reconcile pass -> kopf's retry semantics.
 
 Passes are triggered by the CR (create, spec update, operator resume), by its Jobs (an
-``on.event`` on batch/v1 Jobs carrying the owner label) and by a timer as a safety net. All
-of them call the same level-triggered pass; triggers for an object whose pass is running are
-coalesced into one more pass, so a burst of Job status updates costs two passes, not hundreds.
+``on.event`` on batch/v1 Jobs carrying the owner label) and by a resync loop as a safety net.
+All of them call the same level-triggered pass; triggers for an object whose pass is running
+are coalesced into one more pass, so a burst of Job status updates costs two passes, not
+hundreds. The resync is one thread listing the watched objects, not a ``kopf.timer`` per
+object: kopf puts a finalizer on every object a timer watches, and a finalizer belongs only
+where cleanup needs one (``keepArtifacts: false``).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class _Runtime:
         self._guard = threading.Lock()
         self._running: set[tuple[str, str, str]] = set()
         self._dirty: set[tuple[str, str, str]] = set()
+        self.stop = threading.Event()
 
     def reconciler(self) -> Reconciler:
         if self.rec is None:
@@ -65,8 +69,36 @@ class _Runtime:
                 self._dirty.discard(key)
             raise
 
+    def start_resync(self, namespaces: list[str]) -> None:
+        threading.Thread(target=self._resync_loop, args=(list(namespaces),), name="synthloop-resync",
+                         daemon=True).start()
+
+    def _resync_loop(self, namespaces: list[str]) -> None:
+        """Every ``resync_seconds``: a pass on each watched object that is not finished."""
+        rec = self.reconciler()
+        while not self.stop.wait(CONFIG.resync_seconds):
+            for kind in PLURALS:
+                try:
+                    bodies = ([b for ns in namespaces for b in rec.cluster.list_crs(kind, ns)]
+                              if namespaces else rec.cluster.list_crs_all(kind))
+                except Exception:
+                    log.exception("resync: listing %s failed", kind)
+                    continue
+                for body in bodies:
+                    meta, status = body.get("metadata") or {}, body.get("status") or {}
+                    if status.get("phase") in TERMINAL and status.get("observedGeneration") == meta.get("generation"):
+                        continue
+                    if meta.get("deletionTimestamp"):
+                        continue
+                    try:
+                        self.coalesced(kind, meta["namespace"], meta["name"])
+                    except Exception:
+                        log.exception("resync: pass on %s %s/%s failed", kind, meta.get("namespace"), meta.get("name"))
+
 
 RUNTIME = _Runtime()
+# Namespaces the operator watches (set by `synthloop operator` before kopf starts; empty: all).
+WATCHED: list[str] = []
 
 
 @kopf.on.startup()
@@ -83,6 +115,12 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.execution.max_workers = 8
     settings.watching.server_timeout = 300
     RUNTIME.reconciler()
+    RUNTIME.start_resync(WATCHED)
+
+
+@kopf.on.cleanup()
+def stop_resync(**_: Any) -> None:
+    RUNTIME.stop.set()
 
 
 def outcome_to_kopf(outcome: Outcome | None, *, retry: int) -> None:
@@ -110,15 +148,6 @@ def register_kind(kind: str) -> None:
     def on_change(name: str, namespace: str | None, retry: int, **_: Any) -> None:
         assert namespace is not None  # the four kinds are namespaced
         outcome_to_kopf(RUNTIME.coalesced(kind, namespace, name), retry=retry)
-
-    @kopf.timer(GROUP, VERSION, plural, interval=CONFIG.resync_seconds, initial_delay=CONFIG.resync_seconds,
-                id=f"{plural}-resync")
-    def resync(name: str, namespace: str | None, status: Any, meta: Any, **_: Any) -> None:
-        assert namespace is not None
-        st = dict(status or {})
-        if st.get("phase") in TERMINAL and st.get("observedGeneration") == meta.get("generation"):
-            return
-        RUNTIME.coalesced(kind, namespace, name)
 
     @kopf.on.delete(GROUP, VERSION, plural, when=_keep_artifacts_false, id=f"{plural}-cleanup")
     def cleanup(name: str, namespace: str | None, uid: str, **_: Any) -> None:

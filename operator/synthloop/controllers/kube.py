@@ -70,6 +70,14 @@ class Cluster:
             item.setdefault("kind", kind)
         return items
 
+    def list_crs_all(self, kind: str) -> list[dict[str, Any]]:
+        """Every object of ``kind`` in every namespace (the safety-net resync when cluster-wide)."""
+        resp = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURALS[kind], _preload_content=False)
+        items: list[dict[str, Any]] = self._json(resp).get("items", [])
+        for item in items:
+            item.setdefault("kind", kind)
+        return items
+
     def patch_status(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, PLURALS[kind], name, {"status": patch},

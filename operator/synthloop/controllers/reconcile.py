@@ -547,8 +547,7 @@ class _Pass:
                     inputs=eval_inputs, gpus=gpus, reward_weights=reward_weights(self.kind, spec))))
             else:
                 baselines[i] = known
-        if self.old.get("phase") not in ("Evaluating",) and C.get_condition(self.new["conditions"], "Evaluated"):
-            self.cond("Evaluated", False, R.EVALUATING, "running " + ", ".join(p.stage for _, p in evals))
+        self.cond("Evaluated", False, R.EVALUATING, "running " + ", ".join(p.stage for _, p in evals))
         results: dict[str, dict[str, float]] = {}
         for label, plan in evals:
             done = self._advance(plan, spec, profile, evaluating=True)
