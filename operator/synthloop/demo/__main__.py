@@ -115,7 +115,7 @@ def run_loop(
     from synthloop.artifacts.store import open_store
     from synthloop.demo.seed import seed_datasets
 
-    bucket = env.get("SYNTHLOOP_BUCKET", "synthloop")
+    bucket = env.get("SYNTHLOOP_BUCKET") or env.get("SYNTHLOOP_S3_BUCKET") or "synthloop"
     uris = seed_datasets(open_store(env=env), bucket=bucket)
     echo(f"   seeded {', '.join(uris.values())}")
 

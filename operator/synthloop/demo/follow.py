@@ -44,12 +44,25 @@ def follow(
     interval: float = 3.0,
     echo: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
-    """Poll until ``done(objects)`` or timeout; print each object's line when it changes."""
+    """Poll until ``done(objects)`` or timeout; print each object's line when it changes.
+
+    Ten failed reads in a row end the wait; fewer are a busy apiserver and are retried.
+    """
     seen: dict[str, tuple[str, ...]] = {}
     start = time.monotonic()
     objects: list[dict[str, Any]] = []
+    failures = 0
     while True:
-        objects = fetch()
+        try:
+            objects = fetch()
+            failures = 0
+        except Exception as exc:  # a busy apiserver: report, and keep following
+            failures += 1
+            if failures >= 10:
+                raise
+            echo(f"   (could not read the objects: {exc}; retrying)")
+            time.sleep(interval)
+            continue
         for obj in sorted(objects, key=lambda o: o["metadata"].get("creationTimestamp", "")):
             line = row(obj)
             if seen.get(line[0]) != line:

@@ -17,6 +17,12 @@ from synthloop.verifiers.math import check_answer, extract_answer
 from synthloop.workers.training.corpus import arithmetic_problem, english_sentence
 
 ATTRIBUTES = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
+#: The scalar reward of examples/loop's RewardTrain (spec.weights): pairs are ranked by it.
+WEIGHTS = {"helpfulness": 1.0, "correctness": 1.0, "coherence": 0.5, "complexity": 0.0, "verbosity": 0.0}
+
+
+def scalar(attributes: dict[str, int]) -> float:
+    return sum(WEIGHTS[k] * v for k, v in attributes.items())
 
 
 def candidate_responses(rng: random.Random, answer: int) -> list[str]:
@@ -54,17 +60,24 @@ def helpsteer_rows(*, n_problems: int, seed: int) -> Iterator[dict[str, Any]]:
 
 
 def preference_rows(*, n_pairs: int, seed: int) -> Iterator[dict[str, Any]]:
-    """Held-out pairs (chosen is verifiably right, rejected wrong) for preference accuracy."""
+    """Held-out pairs drawn like the ratings: the best-rated response against a worse one.
+
+    Ratings are turned into a scalar with the loop's attribute weights; the rejected side is any
+    strictly lower-scored candidate (a wrong answer, an off-topic
+    sentence, ...), so accuracy measures the same preferences the ratings express.
+    """
     rng = random.Random(seed)
     for _ in range(n_pairs):
         question, answer = arithmetic_problem(rng)
-        right, wrong, *_ = candidate_responses(rng, answer)
+        rated = [(scalar(rate(r, answer)), r) for r in candidate_responses(rng, answer)]
+        best_score, chosen = max(rated)
+        rejected_score, rejected = rng.choice([(s, r) for s, r in rated if s < best_score])
         yield {
             "prompt": [{"role": "user", "content": question}],
-            "chosen": right,
-            "rejected": wrong,
-            "chosen_reward": float(sum(rate(right, answer).values())),
-            "rejected_reward": float(sum(rate(wrong, answer).values())),
+            "chosen": chosen,
+            "rejected": rejected,
+            "chosen_reward": float(best_score),
+            "rejected_reward": float(rejected_score),
         }
 
 
@@ -72,7 +85,7 @@ def jsonl(rows: Iterator[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode()
 
 
-def seed_datasets(store: Any, *, bucket: str, n_problems: int = 300, n_pairs: int = 100) -> dict[str, str]:
+def seed_datasets(store: Any, *, bucket: str, n_problems: int = 300, n_pairs: int = 80) -> dict[str, str]:
     """Upload the rating and preference sets; returns their URIs by name."""
     uris = {
         "ratings": f"s3://{bucket}/datasets/arith-ratings/train.jsonl",

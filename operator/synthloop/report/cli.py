@@ -19,8 +19,11 @@ def fetch_objects(
 ) -> list[dict[str, Any]]:
     """All synthloop objects of a namespace, through kubectl (so any kubeconfig works)."""
     kinds = ",".join(f"{plural}.{GROUP}" for plural in PLURALS.values())
-    out = subprocess.run([kubectl, "get", kinds, "-n", namespace, "-o", "json"],
-                         check=True, capture_output=True, text=True, env=env).stdout
+    proc = subprocess.run([kubectl, "get", kinds, "-n", namespace, "-o", "json"],
+                          capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"kubectl get {kinds} -n {namespace}: {proc.stderr.strip()}")
+    out = proc.stdout
     return list(json.loads(out).get("items", []))
 
 
