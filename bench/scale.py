@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -43,7 +44,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBE = "synthloop.dev/probe"
 
 
+def say(msg: str) -> None:
+    print(f"[scale {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
 def wait(pred: Any, timeout: float, what: str, interval: float = 0.25) -> Any:
+    say(f"waiting for {what}")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = pred()
@@ -85,10 +91,12 @@ def time_until_running(kube: KubeClient, ns: str, selector: str, nodes: int, t0:
     return time.monotonic() - t0
 
 
-def delete_and_drain(kube: KubeClient, ns: str, job: str, selector: str) -> None:
-    kube.delete(f"/apis/batch/v1/namespaces/{ns}/jobs/{job}", propagationPolicy="Foreground")
+def delete_and_drain(kube: KubeClient, ns: str, path: str, selector: str) -> None:
+    """Delete the Job (or, for the operator's run, its owner: the operator would recreate a
+    missing Job of an unfinished run) and wait until its pods are gone."""
+    kube.delete(path, propagationPolicy="Foreground")
     wait(lambda: not kube.get(f"/api/v1/namespaces/{ns}/pods", labelSelector=selector)["items"], 600,
-         f"pods of {job} gone", interval=1.0)
+         f"pods of {path} gone", interval=1.0)
 
 
 def rss_kib(pid: int) -> int:
@@ -105,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=900.0)
     args = ap.parse_args(argv)
+    # Clean up (nodes, namespace, operator) when stopped by a timeout as well.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     state, started = cluster()
     kube = KubeClient.from_kubeconfig(state.kubeconfig)
@@ -116,12 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     fleet = kwok_fleet(dgx=args.nodes, cpu=0, gpu_labels=DGX_H100_LABELS, prefix=f"bench-{probe}",
                        extra_labels={PROBE: probe}, extra_taints=[taint])
     names = [n["metadata"]["name"] for n in fleet]
-    # The bench profile: dgx-h100 plus the probe label and taint.
+    # This cluster's dgx-h100 profile: the DGX labels plus the probe label and taint.
     profile = DGX_H100.model_copy(update={
         "node_selector": {**DGX_H100.node_selector, PROBE: probe},
         "tolerations": [*DGX_H100.tolerations, Toleration(key=PROBE, operator="Equal", value=probe, effect="NoSchedule")],
     })
-    profiles = ProfileSet(default="bench", profiles={"bench": profile})
+    profiles = ProfileSet(default="dgx-h100", profiles={"dgx-h100": profile})
     tmp = Path(tempfile.mkdtemp(prefix="synthloop-bench-"))
     (tmp / "profiles.yaml").write_text(yaml.safe_dump(profiles.model_dump(by_alias=True, exclude_none=True)))
     env["SYNTHLOOP_PROFILES"] = str(tmp / "profiles.yaml")
@@ -130,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     op: subprocess.Popen[bytes] | None = None
     result: dict[str, Any] = {"nodes": args.nodes, "rounds": args.rounds}
     try:
-        subprocess.run(["kubectl", "apply", "--server-side", "-f", str(ROOT / "crds")], env=env, check=True,
+        subprocess.run(["kubectl", "apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds")], env=env, check=True,
                        capture_output=True)
         kube.create("/api/v1/namespaces", {"metadata": {"name": ns}})
         kube.create(f"/api/v1/namespaces/{ns}/secrets", {"metadata": {"name": "synthloop-minio"}, "stringData": {
@@ -149,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(5)
         result["operator_rss_idle_mib"] = round(rss_kib(op.pid) / 1024, 1)
         base_times, op_times = [], []
-        spec = PretrainJobSpec.model_validate(pretrain_spec(args.nodes, "bench"))
+        spec = PretrainJobSpec.model_validate(pretrain_spec(args.nodes, "dgx-h100"))
         for rep in range(args.repeats):
             # Baseline: the operator's own Job manifest, applied directly.
             owner = Owner(kind="PretrainJob", name=f"direct-{rep}", namespace=ns, uid=str(uuid.uuid4()))
@@ -159,19 +169,21 @@ def main(argv: list[str] | None = None) -> int:
                               backoff_limit=0, resources=spec.resources)
             job = build_job(owner, Platform(image="bench:0", s3_endpoint=state.s3_endpoint), profile, req)
             job["metadata"].pop("ownerReferences")  # no owner object exists for the direct Job
-            t1 = time.monotonic()
-            kube.create(f"/apis/batch/v1/namespaces/{ns}/jobs", job)
+            t1 = time.monotonic()  # applied with kubectl too, so both sides pay its start-up
+            subprocess.run(["kubectl", "apply", "-n", ns, "-f", "-"], input=json.dumps(job).encode(), env=env,
+                           check=True, capture_output=True)
             base_times.append(time_until_running(kube, ns, f"synthloop.io/job={name}", args.nodes, t1, args.timeout))
-            delete_and_drain(kube, ns, name, f"synthloop.io/job={name}")
+            delete_and_drain(kube, ns, f"/apis/batch/v1/namespaces/{ns}/jobs/{name}", f"synthloop.io/job={name}")
 
             cr = {"apiVersion": API_VERSION, "kind": "PretrainJob", "metadata": {"name": f"via-op-{rep}"},
-                  "spec": pretrain_spec(args.nodes, "bench")}
+                  "spec": pretrain_spec(args.nodes, "dgx-h100")}
             t2 = time.monotonic()
             subprocess.run(["kubectl", "apply", "-n", ns, "-f", "-"], input=json.dumps(cr).encode(), env=env,
                            check=True, capture_output=True)
             jname = job_name(f"via-op-{rep}", "pretrain")
             op_times.append(time_until_running(kube, ns, f"synthloop.io/job={jname}", args.nodes, t2, args.timeout))
-            delete_and_drain(kube, ns, jname, f"synthloop.io/job={jname}")
+            delete_and_drain(kube, ns, f"/apis/synthloop.io/v1alpha1/namespaces/{ns}/pretrainjobs/via-op-{rep}",
+                             f"synthloop.io/job={jname}")
         result["direct_seconds"] = [round(t, 2) for t in base_times]
         result["operator_seconds"] = [round(t, 2) for t in op_times]
         result["ratio"] = round(sum(op_times) / sum(base_times), 3)
