@@ -162,7 +162,22 @@ def register_kind(kind: str) -> None:
         log.info("deleted %d artifact(s) under %s", len(uris), prefix)
 
 
-@kopf.on.event("batch", "v1", "jobs", labels={OWNER_UID_LABEL: kopf.PRESENT, OWNER_KIND_LABEL: kopf.PRESENT})
+def _job_settled(body: Any, type: str | None, **_: Any) -> bool:
+    """Job events worth a pass: it finished, failed a pod, or was deleted.
+
+    A 768-pod Job updates its status hundreds of times while its pods start; each update is
+    not news to the operator (progress comes from the workers' reports on the resync), and
+    passes on all of them would compete with the scheduler for the control plane.
+    """
+    if type == "DELETED":
+        return True
+    status = body.get("status") or {}
+    settled = {c.get("type") for c in status.get("conditions") or [] if c.get("status") == "True"}
+    return bool(settled & {"Complete", "Failed", "SuccessCriteriaMet", "FailureTarget"}) or bool(status.get("failed"))
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={OWNER_UID_LABEL: kopf.PRESENT, OWNER_KIND_LABEL: kopf.PRESENT},
+               when=_job_settled)
 def on_job(body: Any, type: str | None, **_: Any) -> None:
     """A child Job changed: run a pass on its owner (coalesced); the owner is its controller ref."""
     meta = body.get("metadata", {})
