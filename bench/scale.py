@@ -2,8 +2,9 @@
 
 1. 768 KWOK DGX H100 nodes (with a probe taint only this benchmark tolerates, so a shared
    cluster's other pods never land on them).
-2. Baseline: the Indexed Job the operator would build for a 768-node PretrainJob, applied
-   directly; time from apply until all 768 pods are bound and Running (or already done).
+2. Baseline: the Indexed Job (and its headless rendezvous Service; `--no-service` leaves it
+   out) the operator would build for a 768-node PretrainJob, applied directly with kubectl;
+   time from apply until all 768 pods are bound and Running (or already done).
 3. The same through the operator: time from `kubectl apply` of the PretrainJob until all its
    pods are bound and Running. The figure is the ratio operator / baseline (aim: <= 1.10),
    measured in the same run, alternating the two `--repeats` times.
@@ -32,7 +33,7 @@ import yaml
 
 from synthloop.api.v1alpha1 import API_VERSION
 from synthloop.api.v1alpha1.pretrain import PretrainJobSpec
-from synthloop.builders.jobs import Owner, Platform, build_job
+from synthloop.builders.jobs import Owner, Platform, build_job, build_service
 from synthloop.builders.names import job_name
 from synthloop.builders.profiles import DGX_H100, ProfileSet, Toleration
 from synthloop.builders.stages import job_request, pretrain_stages
@@ -112,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=900.0)
+    ap.add_argument("--no-service", dest="with_service", action="store_false",
+                    help="apply the direct Job without the headless Service the operator adds")
     args = ap.parse_args(argv)
     # Clean up (nodes, namespace, operator) when stopped by a timeout as well.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -138,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     env["SYNTHLOOP_RESYNC_SECONDS"] = "60"
     log = (tmp / "operator.log").open("w")
     op: subprocess.Popen[bytes] | None = None
-    result: dict[str, Any] = {"nodes": args.nodes, "rounds": args.rounds}
+    result: dict[str, Any] = {"nodes": args.nodes, "rounds": args.rounds, "direct_with_service": args.with_service}
     try:
         subprocess.run(["kubectl", "apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds")], env=env, check=True,
                        capture_output=True)
@@ -169,8 +172,13 @@ def main(argv: list[str] | None = None) -> int:
                               backoff_limit=0, resources=spec.resources)
             job = build_job(owner, Platform(image="bench:0", s3_endpoint=state.s3_endpoint), profile, req)
             job["metadata"].pop("ownerReferences")  # no owner object exists for the direct Job
+            # The same workload includes its rendezvous Service: its endpoints (768 pods) cost the
+            # control plane as much with or without the operator.
+            svc = build_service(owner, req)
+            svc["metadata"].pop("ownerReferences")
+            direct = {"apiVersion": "v1", "kind": "List", "items": [svc, job] if args.with_service else [job]}
             t1 = time.monotonic()  # applied with kubectl too, so both sides pay its start-up
-            subprocess.run(["kubectl", "apply", "-n", ns, "-f", "-"], input=json.dumps(job).encode(), env=env,
+            subprocess.run(["kubectl", "apply", "-n", ns, "-f", "-"], input=json.dumps(direct).encode(), env=env,
                            check=True, capture_output=True)
             base_times.append(time_until_running(kube, ns, f"synthloop.io/job={name}", args.nodes, t1, args.timeout))
             delete_and_drain(kube, ns, f"/apis/batch/v1/namespaces/{ns}/jobs/{name}", f"synthloop.io/job={name}")
