@@ -1,9 +1,10 @@
 """The outside-the-loop datasets the demo starts from, made in code and scored by verifiers.
 
 The report trains its reward model on HelpSteer2 (human ratings). We have no humans and no
-downloads, so the ratings come from verifiers on a domain where the truth is knowable: arithmetic
-word problems. Each response's five HelpSteer2 attributes are *computed* (is the stated answer
-right, is there an answer at all, how long is it), never typed by hand.
+downloads, so the ratings come from verifiers on a domain where the truth is knowable: the
+synth worker's own math problems (templates with computed answers). Each response's five
+HelpSteer2 attributes are *computed* (is the stated answer right, is there an answer at all,
+how long is it), never typed by hand.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-from synthloop.verifiers.math import check_answer, extract_answer
-from synthloop.workers.training.corpus import arithmetic_problem, english_sentence
+from synthloop.verifiers.instructions import FinalAnswer
+from synthloop.verifiers.math import check_answer, extract_answer, format_answer
+from synthloop.workers.synth.families.math import make_problem
+from synthloop.workers.training.corpus import english_sentence
 
 ATTRIBUTES = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
 #: The scalar reward of examples/loop's RewardTrain (spec.weights): pairs are ranked by it.
@@ -25,19 +28,30 @@ def scalar(attributes: dict[str, int]) -> float:
     return sum(WEIGHTS[k] * v for k, v in attributes.items())
 
 
-def candidate_responses(rng: random.Random, answer: int) -> list[str]:
-    """Responses of varying quality for one problem: right, wrong, off-topic, padded."""
-    wrong = answer + rng.choice([-3, -2, -1, 1, 2, 3, 10])
+#: The problem kinds of the demo (the SynthRound asks for the same keywords).
+KEYWORDS = ("addition", "subtraction", "multiplication", "division")
+
+
+def math_problem(rng: random.Random) -> tuple[str, str, str]:
+    """A level-1 problem as the synth worker poses it: (prompt, answer, worked solution)."""
+    text, answer, solution = make_problem(rng.choice(KEYWORDS), rng, 1)
+    return f"{text}\n\n{FinalAnswer.build().description()}", format_answer(answer), solution
+
+
+def candidate_responses(rng: random.Random, answer: str, solution: str) -> list[str]:
+    """Responses of varying quality for one problem: right, wrong, off-topic, unfinished."""
+    wrong = str(int(answer) + rng.choice([-3, -2, -1, 1, 2, 3, 10])) if answer.lstrip("-").isdigit() else "0"
     return [
-        f"The answer is {answer}.",
-        f"The answer is {wrong}.",
+        f"{solution}\nAnswer: {answer}",
+        f"Answer: {answer}",
+        f"{solution}\nAnswer: {wrong}",
+        f"Answer: {wrong}",
         english_sentence(rng),
-        f"Let me think. {english_sentence(rng)} The answer is {answer}.",
-        f"Let me think. {english_sentence(rng)} The answer is {wrong}.",
+        solution.split("=")[0],
     ]
 
 
-def rate(response: str, answer: int) -> dict[str, int]:
+def rate(response: str, answer: str) -> dict[str, int]:
     """HelpSteer2 attributes (0-4) of a response, from the math verifier and simple counts."""
     stated = extract_answer(response) is not None
     correct = check_answer(response, answer)
@@ -54,8 +68,8 @@ def rate(response: str, answer: int) -> dict[str, int]:
 def helpsteer_rows(*, n_problems: int, seed: int) -> Iterator[dict[str, Any]]:
     rng = random.Random(seed)
     for _ in range(n_problems):
-        question, answer = arithmetic_problem(rng)
-        for response in candidate_responses(rng, answer):
+        question, answer, solution = math_problem(rng)
+        for response in candidate_responses(rng, answer, solution):
             yield {"prompt": question, "response": response, **rate(response, answer)}
 
 
@@ -68,8 +82,8 @@ def preference_rows(*, n_pairs: int, seed: int) -> Iterator[dict[str, Any]]:
     """
     rng = random.Random(seed)
     for _ in range(n_pairs):
-        question, answer = arithmetic_problem(rng)
-        rated = [(scalar(rate(r, answer)), r) for r in candidate_responses(rng, answer)]
+        question, answer, solution = math_problem(rng)
+        rated = [(scalar(rate(r, answer)), r) for r in candidate_responses(rng, answer, solution)]
         best_score, chosen = max(rated)
         rejected_score, rejected = rng.choice([(s, r) for s, r in rated if s < best_score])
         yield {
@@ -90,7 +104,10 @@ def seed_datasets(store: Any, *, bucket: str, n_problems: int = 300, n_pairs: in
     uris = {
         "ratings": f"s3://{bucket}/datasets/arith-ratings/train.jsonl",
         "pairs": f"s3://{bucket}/datasets/arith-ratings/pairs.jsonl",
+        "winrate": f"s3://{bucket}/datasets/arith-ratings/winrate.jsonl",
     }
     store.put_bytes(uris["ratings"], jsonl(helpsteer_rows(n_problems=n_problems, seed=1)))
     store.put_bytes(uris["pairs"], jsonl(preference_rows(n_pairs=n_pairs, seed=2)))
+    # held-out prompts for the aligned models' reward-model win rate (pairs format: prompt used)
+    store.put_bytes(uris["winrate"], jsonl(preference_rows(n_pairs=32, seed=3)))
     return uris
