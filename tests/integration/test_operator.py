@@ -259,7 +259,10 @@ def test_pods_of_every_kind_land_on_dgx_nodes_with_gpus_env_shm_and_ranks(
     env = {e["name"]: e.get("value") for e in pod0["spec"]["containers"][0]["env"]}
     assert (env["MASTER_ADDR"], env["NNODES"]) == ("pt-pretrain-0.pt-pretrain", "2")
     svc = lc.kube.get(f"/api/v1/namespaces/{namespace}/services/pt-pretrain")
-    assert svc["spec"]["clusterIP"] == "None" and svc["spec"]["selector"] == {"synthloop.io/job": "pt-pretrain"}
+    assert svc["spec"]["clusterIP"] == "None"
+    # The Service selects rank 0 only, by the label the Job controller puts on Indexed Job pods.
+    assert svc["spec"]["selector"] == {"synthloop.io/job": "pt-pretrain", "batch.kubernetes.io/job-completion-index": "0"}
+    assert pod0["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"] == "0"
     # KWOK pods "succeed" without running anything: no manifest, so the run is not trusted.
     body = wait_phase(lc, operator, namespace, "RewardTrain", "rw", {"Failed"}, timeout=120)
     failed = condition(body, "Failed")

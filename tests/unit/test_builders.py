@@ -151,7 +151,7 @@ def test_headless_service_resolves_rank_names() -> None:
     assert svc["metadata"]["name"] == "run-pretrain"
     assert svc["spec"]["clusterIP"] == "None"
     assert svc["spec"]["publishNotReadyAddresses"] is True
-    assert svc["spec"]["selector"] == {JOB_LABEL: "run-pretrain"}
+    assert svc["spec"]["selector"] == {JOB_LABEL: "run-pretrain", "batch.kubernetes.io/job-completion-index": "0"}
 
 
 def test_single_node_training_needs_no_rendezvous_service() -> None:

@@ -249,8 +249,15 @@ def build_job(owner: Owner, platform: Platform, profile: HardwareProfile, req: J
     }
 
 
+COMPLETION_INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
+
+
 def build_service(owner: Owner, req: JobRequest) -> dict[str, Any]:
-    """Headless Service giving pod ``<job>-<rank>`` the name ``<job>-<rank>.<job>``."""
+    """Headless Service giving the rendezvous pod (rank 0) the name ``<job>-0.<job>``.
+
+    Only rank 0 is selected: the ranks need just ``MASTER_ADDR``, and endpoints for all 768
+    pods would churn the control plane while they start (measured in bench/scale.py).
+    """
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -265,7 +272,7 @@ def build_service(owner: Owner, req: JobRequest) -> dict[str, Any]:
             # Ranks must resolve each other before they are Ready (the rendezvous is how
             # they become ready).
             "publishNotReadyAddresses": True,
-            "selector": {JOB_LABEL: req.job_name},
+            "selector": {JOB_LABEL: req.job_name, COMPLETION_INDEX_LABEL: "0"},
             "ports": [{"name": "rendezvous", "port": MASTER_PORT, "targetPort": MASTER_PORT}],
         },
     }
