@@ -59,8 +59,12 @@ bench:  ## CPU benchmarks (ratios against baselines measured in the same run)
 
 kind-up:  ## (needs Docker) a kind cluster whose workers look like DGX H100 nodes
 	kind create cluster --name $(KIND_CLUSTER) --config kind-config.yaml
-	kubectl apply -k crds
+	# kind cannot set extended resources from its config: advertise 8 GPUs and RDMA per worker
+	for n in $$(kubectl get nodes -l nvidia.com/gpu.count=8 -o name); do \
+	  kubectl patch $$n --subresource=status --type=merge \
+	    -p '{"status":{"capacity":{"nvidia.com/gpu":"8","rdma/rdma_shared_device_a":"1"}}}'; done
+	kubectl apply --server-side -k crds
 
-kind-test:  ## (needs Docker) run the integration tests against the kind cluster
-	SYNTHLOOP_TEST_KUBECONFIG=$$(kind get kubeconfig-path --name $(KIND_CLUSTER) 2>/dev/null || echo $$HOME/.kube/config) \
-	  $(PYTEST) -q -m integration tests
+kind-test:  ## (needs Docker and a MinIO: set SYNTHLOOP_S3_ENDPOINT and AWS_*) integration tests on kind
+	kind export kubeconfig --name $(KIND_CLUSTER) --kubeconfig .kind-kubeconfig
+	SYNTHLOOP_TEST_KUBECONFIG=$(CURDIR)/.kind-kubeconfig $(PYTEST) -q -m integration tests
