@@ -344,11 +344,17 @@ def test_a_failed_gate_rejects_and_the_next_round_never_starts(
     assert (promoted["status"], promoted["reason"]) == ("False", "GateFailed")
     assert promoted["message"].startswith("ifeval.prompt_loose = ") and promoted["message"].endswith(", needs >= 1.5")
     assert read_promotion(open_store(), bucket=lc.bucket, name=promo) is None
-    time.sleep(3)
-    round2 = get_cr(lc, namespace, "SynthRound", "round-2")
+    # round-2 notices the rejection on its next pass (an event or the resync), so poll for it.
+    expected = f"waiting for promotion {promo} (AlignJob align-1 is Rejected: ifeval.prompt_loose = "
+    deadline = time.monotonic() + 90
+    while True:
+        round2 = get_cr(lc, namespace, "SynthRound", "round-2")
+        message = condition(round2, "InputsReady")["message"]
+        if message.startswith(expected) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
     assert round2["status"]["phase"] == "WaitingForInputs"
-    assert condition(round2, "InputsReady")["message"].startswith(
-        f"waiting for promotion {promo} (AlignJob align-1 is Rejected: ifeval.prompt_loose = ")
+    assert message.startswith(expected), message
     assert not [j for j in jobs(lc, namespace) if j["metadata"]["name"].startswith("round-2")]
 
 
