@@ -181,7 +181,8 @@ def test_operator_config_from_env(tmp_path: Any) -> None:
                        "SYNTHLOOP_S3_ENDPOINT": "http://127.0.0.1:29000", "SYNTHLOOP_TRAINER_IMAGE": "t:1"})
     assert cfg.namespaces == ("a", "b") and cfg.s3_endpoint == "127.0.0.1:29000"
     assert cfg.profiles.get(None).node_selector == {"kubernetes.io/hostname": "local-dgx-0"}
-    assert cfg.image_for("AlignJob") == "t:1" and cfg.image_for("SynthRound") == cfg.worker_image
+    assert cfg.image_for("AlignJob") == "t:1" and cfg.image_for("SynthRound") == "ghcr.io/synthloop/synth:0.1.0"
+    assert load_config({"SYNTHLOOP_WORKER_IMAGE": "w:2"}).image_for("PretrainJob") == "w:2"
     with pytest.raises(ConfigError, match="SYNTHLOOP_PROFILES=/nope: no such file"):
         load_config({"SYNTHLOOP_PROFILES": "/nope"})
     with pytest.raises(ConfigError, match="SYNTHLOOP_RESYNC_SECONDS"):

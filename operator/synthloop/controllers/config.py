@@ -13,7 +13,15 @@ from pathlib import Path
 
 from synthloop.builders.profiles import BUILTIN, ProfileError, ProfileSet, parse_profiles
 
-DEFAULT_IMAGE = "ghcr.io/synthloop/worker:0.1.0"
+#: The images `images/` builds: torch + DeepSpeed for training, vLLM for generation.
+TRAINER_IMAGE = "ghcr.io/synthloop/trainer:0.1.0"
+SYNTH_IMAGE = "ghcr.io/synthloop/synth:0.1.0"
+DEFAULT_KIND_IMAGES = {
+    "PretrainJob": TRAINER_IMAGE,
+    "RewardTrain": TRAINER_IMAGE,
+    "AlignJob": TRAINER_IMAGE,
+    "SynthRound": SYNTH_IMAGE,
+}
 KIND_IMAGE_ENV = {
     "PretrainJob": "SYNTHLOOP_TRAINER_IMAGE",
     "RewardTrain": "SYNTHLOOP_TRAINER_IMAGE",
@@ -34,7 +42,7 @@ class OperatorConfig:
     s3_secure: bool = False
     s3_secret: str = "synthloop-minio"
     profiles: ProfileSet = field(default_factory=lambda: BUILTIN)
-    worker_image: str = DEFAULT_IMAGE
+    worker_image: str = ""  # SYNTHLOOP_WORKER_IMAGE: one image for every kind, if set
     kind_images: dict[str, str] = field(default_factory=dict)
     image_pull_policy: str = "IfNotPresent"
     operator_namespace: str = "synthloop-system"
@@ -46,7 +54,7 @@ class OperatorConfig:
     ref_grace_seconds: float = 60.0
 
     def image_for(self, kind: str) -> str:
-        return self.kind_images.get(kind) or self.worker_image
+        return self.kind_images.get(kind) or self.worker_image or DEFAULT_KIND_IMAGES[kind]
 
 
 def _float(env: Mapping[str, str], name: str, default: float, *, allow_zero: bool = False) -> float:
@@ -89,7 +97,7 @@ def load_config(env: Mapping[str, str] | None = None) -> OperatorConfig:
         s3_secure=environ.get("SYNTHLOOP_S3_SECURE", "0") in {"1", "true", "True"},
         s3_secret=environ.get("SYNTHLOOP_S3_SECRET", "").strip() or "synthloop-minio",
         profiles=profiles,
-        worker_image=environ.get("SYNTHLOOP_WORKER_IMAGE", "").strip() or DEFAULT_IMAGE,
+        worker_image=environ.get("SYNTHLOOP_WORKER_IMAGE", "").strip(),
         kind_images=kind_images,
         image_pull_policy=pull,
         operator_namespace=environ.get("SYNTHLOOP_OPERATOR_NAMESPACE", "").strip() or "synthloop-system",
