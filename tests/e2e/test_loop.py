@@ -48,14 +48,20 @@ def test_weak_to_strong_loop(local_cluster: Any, tmp_path: Path) -> None:
 
     store = open_store(env=env)
     bucket = env.get("SYNTHLOOP_BUCKET", "synthloop")
-    # Every finished run's outputs exist with the sha256 and size its status claims.
+    # Every finished run's manifests check out (every listed output's sha256 and size), and
+    # every single-file output exists with the sha256 its status claims.
     for name, obj in runs.items():
         status = obj.get("status") or {}
-        if status.get("phase") in {"Succeeded", "Promoted", "Rejected"}:
-            assert status.get("outputs"), f"{name} finished without outputs"
-            for out in status["outputs"]:
-                if out.get("sha256"):
-                    assert store.sha256(out["uri"]) == out["sha256"], (name, out)
+        if status.get("phase") not in {"Succeeded", "Promoted", "Rejected"}:
+            continue
+        outputs = status.get("outputs") or []
+        manifests = [o for o in outputs if o["name"].startswith("manifest:")]
+        assert manifests, f"{name} finished without a verified manifest in its status"
+        for ref in manifests:
+            verify_manifest(store, ref["uri"].rsplit("/", 1)[0])
+        for out in outputs:
+            if out.get("sha256") and not out["uri"].endswith("/") and not out["name"].startswith("manifest:"):
+                assert store.sha256(out["uri"]) == out["sha256"], (name, out)
 
     if phases["align-1"] == "Promoted":
         pointer = read_promotion(store, bucket=bucket, name="interm-1")
@@ -64,9 +70,9 @@ def test_weak_to_strong_loop(local_cluster: Any, tmp_path: Path) -> None:
         verify_manifest(store, manifest_prefix)
         # Lineage: round-2 generated with exactly the model promoted as interm-1.
         inputs = {i["name"]: i for i in runs["round-2"]["status"].get("inputs", [])}
-        assert inputs["generator"]["uri"].rstrip("/") == pointer.model_uri.rstrip("/")
+        assert inputs["model"]["uri"].rstrip("/") == pointer.model_uri.rstrip("/")
         if pointer.model_sha256:
-            assert inputs["generator"]["sha256"] == pointer.model_sha256
+            assert inputs["model"]["sha256"] == pointer.model_sha256
         assert phases["align-2"] in {"Promoted", "Rejected"}, phases
 
     # Applying the folder again changes nothing: no new Jobs, every object unchanged.

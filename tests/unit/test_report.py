@@ -25,7 +25,7 @@ def loop_objects() -> list[dict[str, Any]]:
                                        "finishedAt": "2026-01-01T00:01:40Z"}),
         cr("SynthRound", "round-1", {"generator": {"model": {"fromRef": {"kind": "PretrainJob", "name": "base"}}}},
            {"phase": "Succeeded", "counts": {"generated": 40, "accepted": 30, "duplicates": 2},
-            "inputs": [{"name": "generator", "sha256": "aa" * 32}]}),
+            "inputs": [{"name": "model", "sha256": "aa" * 32}]}),
         cr("AlignJob", "align-1", {"baseModel": {"fromRef": {"kind": "PretrainJob", "name": "base"}},
                                    "data": {"fromRef": {"kind": "SynthRound", "name": "round-1"}}, **gate},
            {"phase": "Promoted", "promotedAs": "interm-1",

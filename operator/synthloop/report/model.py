@@ -11,6 +11,9 @@ from typing import Any
 
 ORDER = {"PretrainJob": 0, "RewardTrain": 1, "SynthRound": 2, "AlignJob": 3}
 SOURCE_FIELDS = ("baseModel", "data", "rewardModel", "parent", "preferenceData")
+#: spec field -> the worker input role its artifact is recorded under in status.inputs
+ROLE_OF = {"baseModel": "model", "generator": "model", "rewardModel": "reward_model",
+           "data": "data", "preferenceData": "preference", "parent": "baseline_model"}
 
 
 @dataclass
@@ -137,7 +140,8 @@ def build_report(namespace: str, objects: list[dict[str, Any]]) -> LoopReport:
                 source = promotions.get(src["promoted"], f"promoted:{src['promoted']}")
             else:
                 source = str(src.get("uri"))
-            sha = (inputs_by_node[target].get(role) or {}).get("sha256", "")
+            recorded = inputs_by_node[target].get(ROLE_OF.get(role, role)) or {}
+            sha = recorded.get("sha256", "")
             edges.append(Edge(source=source, target=target, role=role, sha256=sha))
     _assign_depths(nodes, edges)
     return LoopReport(namespace=namespace, nodes=nodes, edges=edges, promotions=promotions)
