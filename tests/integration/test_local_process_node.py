@@ -172,8 +172,8 @@ def test_init_containers_run_first_and_a_missing_command_fails_clearly(
     spec["spec"]["volumes"] = [{"name": "work", "emptyDir": {}}]
     spec["spec"]["initContainers"] = [{
         "name": "prepare", "image": "busybox",
-        "command": ["sh", "-c", "echo from-init > /work/init"],
-        "volumeMounts": [{"name": "work", "mountPath": "/work"}],
+        "command": ["sh", "-c", "echo from-init > /scratch/init"],
+        "volumeMounts": [{"name": "work", "mountPath": "/scratch"}],
     }]
     kube.create(pods, spec)
     no_cmd = _pod("nocmd", "")
