@@ -96,10 +96,12 @@ def _gates(spec: dict[str, Any], metrics: dict[str, float], conditions: list[dic
             passed = None
         out.append(Gate(metric=metric, rule=rule, value=value, passed=passed))
     promoted = next((c for c in conditions if c.get("type") == "Promoted"), None)
-    if promoted is not None and out and all(g.passed is None for g in out):
-        verdict = promoted.get("status") == "True"
+    if promoted is not None and promoted.get("status") == "True":
+        for g in out:  # promotion means every gate passed, including ones we cannot recompute
+            g.passed = True if g.passed is None else g.passed
+    elif promoted is not None and out and all(g.passed is None for g in out):
         for g in out:
-            g.passed = verdict
+            g.passed = False
     return out
 
 

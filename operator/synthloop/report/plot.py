@@ -33,13 +33,13 @@ def render_png(report: LoopReport, path: Path) -> Path:
             (x0, y0), (x1, y1) = pos[edge.source], pos[edge.target]
             span = round(abs(x1 - x0) / 3.2)
             # Edges that skip a column arc above the boxes instead of crossing them.
-            rad = -0.18 * (span - 1) if span > 1 else 0.0
+            rad = -0.12 - 0.02 * min(span, 6) if span > 1 else 0.0
             ax.annotate("", xy=(x1 - 1.1, y1 + (0.3 if span > 1 else 0)),
                         xytext=(x0 + 1.1, y0 + (0.3 if span > 1 else 0)),
                         arrowprops={"arrowstyle": "->", "color": "#555",
                                     "connectionstyle": f"arc3,rad={rad}"})
             label = edge.role + (f" {edge.sha256[:8]}" if edge.sha256 else "")
-            lift = 0.15 + (0.55 + 0.25 * span if span > 1 else 0)
+            lift = 0.15 + (0.3 + 0.45 * span * abs(rad) * 3.2 / 2 if span > 1 else 0)
             ax.text((x0 + x1) / 2, (y0 + y1) / 2 + lift, label, fontsize=6, ha="center", color="#333")
     for key, (x, y) in pos.items():
         node = report.nodes[key]
@@ -50,7 +50,9 @@ def render_png(report: LoopReport, path: Path) -> Path:
     xs = [p[0] for p in pos.values()] or [0.0]
     ys = [p[1] for p in pos.values()] or [0.0]
     ax.set_xlim(min(xs) - 1.5, max(xs) + 1.5)
-    ax.set_ylim(min(ys) - 1, max(ys) + 2.2)
+    widest = max((round(abs(pos[e.target][0] - pos[e.source][0]) / 3.2) for e in report.edges
+                  if e.source in pos and e.target in pos), default=1)
+    ax.set_ylim(min(ys) - 1, max(ys) + 1.2 + 0.75 * widest)
     ax.axis("off")
     ax.set_title(f"Lineage of the loop in namespace {report.namespace}")
 
@@ -60,7 +62,7 @@ def render_png(report: LoopReport, path: Path) -> Path:
             if gate.value is not None:
                 labels.append(f"{node.name}\n{gate.metric}")
                 values.append(gate.value)
-                colors.append("#2e7d32" if gate.passed else "#c62828")
+                colors.append({True: "#2e7d32", False: "#c62828"}.get(gate.passed, "#90a4ae"))
                 parents.append(node.metrics.get(f"parent.{gate.metric}"))
     if values:
         bx.bar(range(len(values)), values, color=colors)
@@ -70,7 +72,7 @@ def render_png(report: LoopReport, path: Path) -> Path:
                 bx.text(i + 0.42, parent, "parent", fontsize=7, va="center")
         bx.set_xticks(range(len(values)), labels, fontsize=7)
         bx.set_ylabel("metric value")
-        bx.set_title("Gated metrics (green: gate passed, red: failed)")
+        bx.set_title("Gated metrics (green: gate passed, red: failed, grey: not known)")
     else:
         bx.text(0.5, 0.5, "no gated metrics yet", ha="center")
         bx.axis("off")
