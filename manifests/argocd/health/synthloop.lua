@@ -1,9 +1,10 @@
--- Argo CD health check for synthloop.io/SynthRound (kept in sync with the other kinds' files;
--- manifests/argocd/argocd-cm-health.yaml is generated from these files).
+-- Argo CD health check for every synthloop.io kind (PretrainJob, SynthRound, RewardTrain,
+-- AlignJob): one script, registered under each kind's key in manifests/argocd/argocd-cm-health.yaml
+-- (generated from this file by render_health_cm.py).
 -- Status contract: status.phase in Pending, WaitingForInputs, Running, Evaluating, Succeeded,
 -- Promoted, Rejected, Failed; status.conditions[] of type InputsReady, Running, Evaluated,
 -- Promoted, Failed with status "True"/"False"/"Unknown", reason and message.
-local KIND = "SynthRound"
+local KIND = obj.kind or "synthloop resource"
 local hs = {}
 
 local function find(conditions, ctype)
