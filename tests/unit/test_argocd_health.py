@@ -76,7 +76,7 @@ def health(kind: str, status: dict[str, Any] | None, *, generation: int = 1,
         obj["status"] = status
     run = lua.execute(SANDBOX)
     hs = run(source if source is not None else _lua_source(kind), lua.table_from(obj, recursive=True))
-    assert hs is not None, f"{kind}.lua returned nothing"
+    assert hs is not None, f"synthloop.lua returned nothing for {kind}"
     result = dict(hs)
     assert set(result) == {"status", "message"}, result
     assert result["status"] in {"Healthy", "Progressing", "Degraded", "Suspended", "Missing"}
