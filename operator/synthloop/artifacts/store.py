@@ -7,7 +7,6 @@ Workers and the operator only ever see URIs, so the same code reads a model from
 from __future__ import annotations
 
 import hashlib
-
 import json
 import os
 import shutil

@@ -28,7 +28,7 @@ SECRET = "synthloop-minio"
 
 
 def sh(*cmd: str, env: dict[str, str], check: bool = True, input: str | None = None) -> str:
-    proc = subprocess.run(list(cmd), env=env, capture_output=True, text=True, input=input)
+    proc = subprocess.run(list(cmd), env=env, capture_output=True, text=True, input=input, check=False)
     if check and proc.returncode != 0:
         raise SystemExit(f"$ {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
     return proc.stdout
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
 
     print("== embedded cluster (synthloop local)", flush=True)
-    status = subprocess.run([sys.executable, "-m", "synthloop.cli", "local", "status"], capture_output=True)
+    status = subprocess.run([sys.executable, "-m", "synthloop.cli", "local", "status"], capture_output=True, check=False)
     if status.returncode != 0:
         subprocess.run([sys.executable, "-m", "synthloop.cli", "local", "up", "--kwok-nodes", "0"], check=True)
     env = local_env()

@@ -32,7 +32,7 @@ def bar(progress: str, width: int = 20) -> str:
         frac = min(1.0, float(done) / float(total.split()[0]))
     except (ValueError, ZeroDivisionError, IndexError):
         return progress
-    filled = int(round(frac * width))
+    filled = round(frac * width)
     return f"[{'#' * filled}{'.' * (width - filled)}] {progress}"
 
 

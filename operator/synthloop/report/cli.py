@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from synthloop.api.v1alpha1 import PLURALS, GROUP
+from synthloop.api.v1alpha1 import GROUP, PLURALS
 from synthloop.report.html import render_html
 from synthloop.report.model import LoopReport, build_report
 from synthloop.report.plot import render_png
@@ -20,7 +20,7 @@ def fetch_objects(
     """All synthloop objects of a namespace, through kubectl (so any kubeconfig works)."""
     kinds = ",".join(f"{plural}.{GROUP}" for plural in PLURALS.values())
     proc = subprocess.run([kubectl, "get", kinds, "-n", namespace, "-o", "json"],
-                          capture_output=True, text=True, env=env)
+                          capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"kubectl get {kinds} -n {namespace}: {proc.stderr.strip()}")
     out = proc.stdout

@@ -27,10 +27,10 @@ def _fmt(value: float | None) -> str:
 
 def render_html(report: LoopReport, *, png: Path | None = None) -> str:
     nodes = sorted(report.nodes.values(), key=lambda n: (n.depth, n.kind, n.name))
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>synthloop report: {_e(report.namespace)}"
-             f"</title><style>{STYLE}</style></head><body>",
-             f"<h1>synthloop loop report</h1><p>Namespace <code>{_e(report.namespace)}</code>: "
-             f"{len(nodes)} runs, promotions: {_e(', '.join(sorted(report.promotions)) or 'none')}.</p>"]
+    parts = [(f"<!doctype html><html><head><meta charset='utf-8'><title>synthloop report: {_e(report.namespace)}"
+             f"</title><style>{STYLE}</style></head><body>"),
+             (f"<h1>synthloop loop report</h1><p>Namespace <code>{_e(report.namespace)}</code>: "
+             f"{len(nodes)} runs, promotions: {_e(', '.join(sorted(report.promotions)) or 'none')}.</p>")]
     if png is not None and png.exists():
         data = base64.b64encode(png.read_bytes()).decode()
         parts.append(f"<img alt='lineage and metrics' src='data:image/png;base64,{data}'>")

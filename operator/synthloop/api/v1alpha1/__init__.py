@@ -1,5 +1,7 @@
 """synthloop.io/v1alpha1: the four kinds and their shared types."""
 
+from pydantic import BaseModel
+
 from synthloop.api.v1alpha1.align import AlignJob, AlignJobSpec, Stage
 from synthloop.api.v1alpha1.common import (
     API_VERSION,
@@ -19,7 +21,7 @@ from synthloop.api.v1alpha1.pretrain import PretrainJob, PretrainJobSpec
 from synthloop.api.v1alpha1.reward import RewardTrain, RewardTrainSpec
 from synthloop.api.v1alpha1.synth import SynthRound, SynthRoundSpec
 
-RESOURCES = {
+RESOURCES: dict[str, type[BaseModel]] = {
     "PretrainJob": PretrainJob,
     "SynthRound": SynthRound,
     "RewardTrain": RewardTrain,
@@ -39,8 +41,28 @@ SHORT_NAMES = {
 }
 
 __all__ = [
-    "API_VERSION", "GROUP", "KINDS", "VERSION", "PLURALS", "RESOURCES", "SHORT_NAMES",
-    "AlignJob", "AlignJobSpec", "Condition", "Evaluation", "Gate", "ObjectRef", "Output",
-    "PretrainJob", "PretrainJobSpec", "Resources", "RewardTrain", "RewardTrainSpec", "Source",
-    "Stage", "Status", "SynthRound", "SynthRoundSpec",
+    "API_VERSION",
+    "GROUP",
+    "KINDS",
+    "PLURALS",
+    "RESOURCES",
+    "SHORT_NAMES",
+    "VERSION",
+    "AlignJob",
+    "AlignJobSpec",
+    "Condition",
+    "Evaluation",
+    "Gate",
+    "ObjectRef",
+    "Output",
+    "PretrainJob",
+    "PretrainJobSpec",
+    "Resources",
+    "RewardTrain",
+    "RewardTrainSpec",
+    "Source",
+    "Stage",
+    "Status",
+    "SynthRound",
+    "SynthRoundSpec",
 ]

@@ -25,7 +25,7 @@ Phase = Literal[
 DNS_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
-def cel(rule: str, message: str) -> dict[str, str]:
+def cel(rule: str, message: str) -> dict[str, Any]:
     """One ``x-kubernetes-validations`` entry (a CEL rule checked by the apiserver)."""
     return {"rule": rule, "message": message}
 
@@ -61,22 +61,25 @@ class Model(BaseModel):
 def _rules_of(cls: type[BaseModel]) -> tuple[tuple[str, str, Any], ...]:
     extra = cls.model_config.get("json_schema_extra")
     entries = extra.get("x-kubernetes-validations", []) if isinstance(extra, dict) else []
-    if not entries:
+    if not isinstance(entries, list) or not entries:
         return ()
     import celpy  # light, pure Python; imported only by types that carry rules
 
     env = celpy.Environment()
-    return tuple(
-        (e["rule"], e["message"], env.program(env.compile(e["rule"]))) for e in entries  # type: ignore[index]
-    )
+    rules: list[tuple[str, str, Any]] = []
+    for entry in entries:
+        assert isinstance(entry, dict)
+        rule, message = str(entry["rule"]), str(entry["message"])
+        rules.append((rule, message, env.program(env.compile(rule))))
+    return tuple(rules)
 
 
 def _evaluate(program: Any, data: dict[str, Any]) -> bool:
-    import celpy
+    from celpy.adapter import json_to_cel
 
-    result = program.evaluate({"self": celpy.json_to_cel(data)})
+    result = program.evaluate({"self": json_to_cel(data)})
     if isinstance(result, Exception):
-        raise ValueError(f"CEL evaluation failed: {result}")
+        raise ValueError(f"CEL evaluation failed: {result}")  # noqa: TRY004 - pydantic reports ValueError
     return bool(result)
 
 

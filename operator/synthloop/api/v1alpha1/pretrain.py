@@ -6,7 +6,15 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from synthloop.api.v1alpha1.common import CommonSpec, Evaluation, Model, Promotion, Source, Status, cel
+from synthloop.api.v1alpha1.common import (
+    CommonSpec,
+    Evaluation,
+    Model,
+    Promotion,
+    Source,
+    Status,
+    cel,
+)
 
 PRESETS = ("nemotron4-340b", "tiny", "tiny-test")
 
