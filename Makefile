@@ -11,6 +11,7 @@ PYTEST := $(PYTHON) -m pytest
 SYNTHLOOP := $(VENV)/bin/synthloop
 VENV_STAMP := $(VENV)/.synthloop-installed
 KIND_CLUSTER ?= synthloop
+KIND_WORKER_IMAGE ?= synthloop/trainer:dev
 # console scripts (synthloop, synthloop-worker, kubectl wrappers) resolve from the venv first
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
@@ -87,4 +88,9 @@ kind-up:  ## (needs Docker) a kind cluster whose workers look like DGX H100 node
 
 kind-test: venv  ## (needs Docker and a MinIO: set SYNTHLOOP_S3_ENDPOINT and AWS_*) integration tests on kind
 	kind export kubeconfig --name $(KIND_CLUSTER) --kubeconfig .kind-kubeconfig
-	SYNTHLOOP_TEST_KUBECONFIG=$(CURDIR)/.kind-kubeconfig $(PYTEST) -q -m integration tests
+	# the operator tests run the real workers in pods: an image of this checkout on every node
+	docker build -t $(KIND_WORKER_IMAGE) -f images/trainer/Dockerfile .
+	kind load docker-image $(KIND_WORKER_IMAGE) --name $(KIND_CLUSTER)
+	# tests of the embedded cluster itself (local_only) cannot run on kind: deselected, never skipped
+	SYNTHLOOP_TEST_KUBECONFIG=$(CURDIR)/.kind-kubeconfig SYNTHLOOP_TEST_WORKER_IMAGE=$(KIND_WORKER_IMAGE) \
+	  $(PYTEST) -q -m "integration and not local_only" tests

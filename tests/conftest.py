@@ -35,6 +35,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(getattr(pytest.mark, marker))
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test of the embedded cluster itself fails, never skips, on another cluster."""
+    if item.get_closest_marker("local_only") and os.environ.get("SYNTHLOOP_TEST_KUBECONFIG"):
+        pytest.fail(f"{item.name} tests `synthloop local` itself (its CLI, KWOK or process nodes) and "
+                    "cannot run against SYNTHLOOP_TEST_KUBECONFIG; deselect it with "
+                    "-m 'not local_only' (as `make kind-test` does)", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def local_cluster() -> Iterator[LocalCluster]:
     external = os.environ.get("SYNTHLOOP_TEST_KUBECONFIG")

@@ -21,7 +21,7 @@ from synthloop.demo.__main__ import run_loop
 from synthloop.report.cli import write_report
 from synthloop.report.model import build_report
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.local_only]  # the demo pins its pods to local-dgx-0
 ROOT = Path(__file__).resolve().parents[2]
 LOOP = ROOT / "examples" / "loop"
 

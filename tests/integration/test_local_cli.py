@@ -19,6 +19,8 @@ from synthloop.local.paths import LocalPaths
 from synthloop.local.supervisor import ProcessRecord, is_alive
 from synthloop.local.testing import LocalCluster, wait_for
 
+pytestmark = pytest.mark.local_only  # the embedded cluster itself (its CLI, KWOK, process nodes)
+
 # ports of the scratch clusters: away from the session cluster's defaults
 PORTS = {
     "--etcd-port": 23379, "--etcd-peer-port": 23380, "--apiserver-port": 27443,
@@ -31,8 +33,6 @@ PORT_ARGS = [f"{k}={v}" for k, v in PORTS.items()]
 @pytest.fixture
 def scratch_home(local_cluster: LocalCluster, tmp_path: Path) -> Iterator[Path]:
     """A SYNTHLOOP_HOME whose bin/ links to the cached binaries (one `down` at the end)."""
-    if not local_cluster.local:
-        pytest.skip("needs the `synthloop local` binaries")
     real = LocalPaths.default().bin_dir
     home = tmp_path / "home"
     (home / "bin").mkdir(parents=True)
@@ -93,8 +93,6 @@ def test_no_go_toolchain_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_up_twice_is_refused(local_cluster: LocalCluster) -> None:
-    if not local_cluster.local:
-        pytest.skip("needs the `synthloop local` cluster")
     proc = _cli(LocalPaths.default().home, "up", "--no-build")
     assert proc.returncode == 1 and "already running" in proc.stderr
     status = _cli(LocalPaths.default().home, "status", "--json")

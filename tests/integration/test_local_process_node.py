@@ -19,10 +19,7 @@ from synthloop.local.testing import LocalCluster, wait_for
 PROCESS_NODE = {"synthloop.dev/node-kind": "process"}
 
 
-@pytest.fixture(autouse=True)
-def _needs_process_nodes(local_cluster: LocalCluster) -> None:
-    if not local_cluster.local:
-        pytest.skip("process nodes exist only on a `synthloop local` cluster")
+pytestmark = pytest.mark.local_only  # process nodes exist only on a `synthloop local` cluster
 
 
 def _pod(name: str, script: str, **spec: Any) -> dict[str, Any]:

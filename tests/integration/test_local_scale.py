@@ -12,14 +12,14 @@ import pytest
 from synthloop.local.scaleprobe import run_probe
 from synthloop.local.testing import LocalCluster
 
+pytestmark = pytest.mark.local_only  # the embedded cluster itself (its CLI, KWOK, process nodes)
+
 NODES = int(os.environ.get("SYNTHLOOP_SCALE_NODES", "768"))
 
 
 def test_768_dgx_nodes_and_a_768_completion_indexed_job(
     local_cluster: LocalCluster, namespace: str
 ) -> None:
-    if not local_cluster.local:
-        pytest.skip("KWOK runs only in a `synthloop local` cluster")
     result = run_probe(local_cluster.kube, nodes=NODES, namespace=namespace, timeout=900)
     print("\nscale probe:", json.dumps(result.as_dict()))
     assert result.nodes == NODES

@@ -13,14 +13,14 @@ from synthloop.local.options import DGX_H100_LABELS
 from synthloop.local.scaleprobe import dgx_affinity, gpu_toleration
 from synthloop.local.testing import LocalCluster, wait_for
 
+pytestmark = pytest.mark.local_only  # the embedded cluster itself (its CLI, KWOK, process nodes)
+
 FLEET_KEY = "synthloop.dev/test-fleet"
 
 
 @pytest.fixture
 def fleet(local_cluster: LocalCluster) -> Iterator[str]:
     """3 KWOK DGX + 2 KWOK CPU nodes of this test only (an extra taint keeps other pods off)."""
-    if not local_cluster.local:
-        pytest.skip("KWOK runs only in a `synthloop local` cluster")
     fleet_id = uuid.uuid4().hex[:6]
     taint = {"key": FLEET_KEY, "value": fleet_id, "effect": "NoSchedule"}
     nodes = kwok_fleet(dgx=3, cpu=2, gpu_labels=DGX_H100_LABELS, prefix=f"t{fleet_id}",
@@ -96,8 +96,6 @@ def test_dgx_pods_land_only_on_dgx_nodes(local_cluster: LocalCluster, namespace:
 
 
 def test_kwok_leaves_process_nodes_alone(local_cluster: LocalCluster) -> None:
-    if not local_cluster.local:
-        pytest.skip("process nodes exist only on a `synthloop local` cluster")
     node = local_cluster.kube.get("/api/v1/nodes/local-dgx-0")
     assert "kwok.x-k8s.io/node" not in node["metadata"].get("annotations", {})
     assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("synthloop-process")

@@ -217,8 +217,6 @@ def _wait(predicate: Any, *, timeout: float, what: str) -> Any:
 def deployed_operator(kubectl: Kubectl, local_cluster: Any) -> Iterator[dict[str, str]]:
     """The local overlay applied as is, except that it watches only this test's namespaces
     (so it never competes with an operator another test runs in-process)."""
-    if not getattr(local_cluster, "local", True):
-        pytest.skip("the local overlay targets the process node of `synthloop local`")
     suffix = uuid.uuid4().hex[:6]
     namespaces = {"with_secret": f"t-rbac-op-{suffix}", "without_secret": f"t-rbac-op-nosecret-{suffix}"}
     for ns in namespaces.values():
@@ -320,6 +318,7 @@ def _condition(kubectl: Kubectl, namespace: str, name: str, ctype: str) -> dict[
     return None
 
 
+@pytest.mark.local_only  # the local overlay targets the process node of `synthloop local`
 def test_operator_deployment_runs_as_its_service_account_on_the_process_node(
     kubectl: Kubectl, deployed_operator: dict[str, str]
 ) -> None:
@@ -327,6 +326,7 @@ def test_operator_deployment_runs_as_its_service_account_on_the_process_node(
     assert deployed_operator["serviceAccount"] == SA
 
 
+@pytest.mark.local_only  # the local overlay targets the process node of `synthloop local`
 def test_deployed_operator_reconciles_within_its_rbac(
     kubectl: Kubectl, deployed_operator: dict[str, str]
 ) -> None:

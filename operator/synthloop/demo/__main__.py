@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from synthloop.demo.follow import TERMINAL, follow, summary_table
+from synthloop.demo.follow import follow, summary_table
+from synthloop.demo.watchdog import DemoFailure, LoopEnd, OperatorWatch
 from synthloop.report.cli import fetch_objects, write_report
 from synthloop.report.model import build_report
 
@@ -76,38 +77,14 @@ def prepare_namespace(env: dict[str, str], namespace: str) -> None:
     sh("kubectl", "apply", "-f", "-", env=env, input=yaml.safe_dump(copy))
 
 
-class LoopEnd:
-    """Decides when the loop is over: every AlignJob ended, something Failed, or nothing moved.
-
-    A rejected iteration leaves the next one waiting for a promotion that never comes; that
-    is a correct end, recognised when no object is running and the picture is unchanged for
-    ``settle`` seconds (so a consumer that has not yet noticed its producer finished is not
-    mistaken for a stuck one).
-    """
-
-    def __init__(self, *, settle: float = 45.0) -> None:
-        self.settle = settle
-        self._last: tuple[tuple[str, str], ...] = ()
-        self._since = time.monotonic()
-
-    def __call__(self, objects: list[dict[str, Any]]) -> bool:
-        phases = tuple(sorted((o["metadata"]["name"], (o.get("status") or {}).get("phase") or "Pending")
-                              for o in objects))
-        if phases != self._last:
-            self._last, self._since = phases, time.monotonic()
-        values = [p for _, p in phases]
-        aligns = [(o.get("status") or {}).get("phase") for o in objects if o["kind"] == "AlignJob"]
-        if "Failed" in values or (aligns and all(p in TERMINAL for p in aligns)):
-            return True
-        idle = all(p in TERMINAL or p == "WaitingForInputs" for p in values)
-        return idle and "Rejected" in values and time.monotonic() - self._since > self.settle
-
-
 def run_loop(
     env: dict[str, str], *, namespace: str, loop_dir: Path, timeout: float, home: Path,
-    echo: Any = print,
+    echo: Any = print, stall: float = 600.0,
 ) -> list[dict[str, Any]]:
-    """Install CRDs, seed data, run the operator, apply the loop and follow it to its end."""
+    """Install CRDs, seed data, run the operator, apply the loop and follow it to its end.
+
+    Raises :class:`DemoFailure` as soon as the loop cannot finish (see ``demo.watchdog``).
+    """
     sh("kubectl", "apply", "--server-side", "--field-manager=synthloop-demo", "-k", str(ROOT / "crds"), env=env)
     sh("kubectl", "wait", "--for=condition=Established", "--timeout=60s",
        *[f"crd/{p}.synthloop.io" for p in ("pretrainjobs", "synthrounds", "rewardtrains", "alignjobs")], env=env)
@@ -126,13 +103,16 @@ def run_loop(
               "SYNTHLOOP_BUCKET": bucket}
     log_path = home / "local" / "logs" / f"operator-{namespace}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    offset = log_path.stat().st_size if log_path.exists() else 0
     with log_path.open("ab") as log:
         operator = subprocess.Popen([sys.executable, "-m", "synthloop.cli", "operator", "--liveness-port", "0"],
                                     env=op_env, stdout=log, stderr=subprocess.STDOUT)
+    watch = OperatorWatch(operator, log_path, offset=offset)
     try:
         echo(f"== applying {loop_dir} to namespace {namespace} (operator log: {log_path})")
         sh("kubectl", "apply", "-n", namespace, "-f", str(loop_dir), env=env)
-        return follow(lambda: fetch_objects(namespace, env=env), done=LoopEnd(), timeout=timeout, echo=echo)
+        return follow(lambda: fetch_objects(namespace, env=env), done=LoopEnd(watch=watch, stall=stall),
+                      timeout=timeout, echo=echo)
     finally:
         operator.terminate()
         try:
@@ -147,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--namespace", default=NAMESPACE)
     parser.add_argument("--out", default="report", help="where the HTML report goes")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the loop")
+    parser.add_argument("--stall", type=float, default=600.0,
+                        help="stop when no run changed for this many seconds while some are unfinished")
     args = parser.parse_args(argv)
     started = time.monotonic()
 
@@ -156,7 +138,12 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run([sys.executable, "-m", "synthloop.cli", "local", "up", "--kwok-nodes", "0"], check=True)
     env = local_env()
     home = Path(env.get("SYNTHLOOP_HOME", Path.home() / ".synthloop"))
-    objects = run_loop(env, namespace=args.namespace, loop_dir=Path(args.loop), timeout=args.timeout, home=home)
+    try:
+        objects = run_loop(env, namespace=args.namespace, loop_dir=Path(args.loop), timeout=args.timeout,
+                           home=home, stall=args.stall)
+    except (DemoFailure, TimeoutError) as exc:
+        print(f"\n== the demo stopped after {time.monotonic() - started:.0f}s: {exc}", file=sys.stderr, flush=True)
+        return 1
 
     print("\n== summary")
     print(summary_table(objects))
