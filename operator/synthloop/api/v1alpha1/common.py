@@ -7,7 +7,7 @@ generates ``crds/`` from them). Field descriptions are what ``kubectl explain`` 
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -111,9 +111,13 @@ class Source(Model):
     )
     promoted: str | None = Field(
         default=None,
-        description="Wait until a model was promoted under this name and use it (weak-to-strong).",
-        pattern=DNS_NAME,
-        max_length=63,
+        description=(
+            "Wait until a model was promoted under this name in this namespace and use it "
+            "(weak-to-strong). `<namespace>/<name>` names another namespace's promotion, which "
+            "resolves only when its producer lists this namespace in spec.promotion.shareWith."
+        ),
+        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        max_length=127,
     )
     uri: str | None = Field(
         default=None,
@@ -192,6 +196,15 @@ class Promotion(Model):
     """Promote the trained model under a name when every gate passes."""
 
     name: str = Field(description="Name later rounds use as `promoted: <name>`.", pattern=DNS_NAME, max_length=63)
+    replace: bool = Field(
+        default=False,
+        description="Replace a pointer of this name that another run wrote. Takes effect only when "
+        "this run had gates and all passed; without it, another run's promotion is never replaced.",
+    )
+    share_with: list[Annotated[str, Field(pattern=DNS_NAME, max_length=63)]] = Field(
+        default_factory=list, max_length=64,
+        description="Other namespaces allowed to use this promotion as `promoted: <this namespace>/<name>`.",
+    )
 
 
 class Condition(Model):
