@@ -72,7 +72,7 @@ def test_weak_to_strong_loop(local_cluster: Any, tmp_path: Path) -> None:
                 assert store.sha256(out["uri"]) == out["sha256"], (name, out)
 
     if phases["align-1"] == "Promoted":
-        pointer = read_promotion(store, bucket=bucket, name="interm-1")
+        pointer = read_promotion(store, bucket=bucket, namespace=namespace, name="interm-1")
         assert pointer is not None
         manifest_prefix = pointer.manifest_uri.rsplit("/", 1)[0]
         verify_manifest(store, manifest_prefix)

@@ -313,7 +313,7 @@ def test_reward_synth_and_align_applied_together_run_in_order_and_promote(
     assert align["status"]["phase"] == "Promoted", condition(align, "Promoted")
     assert condition(align, "Promoted")["status"] == "True"
     lc.kubectl("wait", "-n", namespace, "--for=condition=Promoted", "alignjob/align-1", "--timeout=10s")
-    pointer = read_promotion(open_store(), bucket=lc.bucket, name=promo)
+    pointer = read_promotion(open_store(), bucket=lc.bucket, namespace=namespace, name=promo)
     assert pointer is not None and pointer.model_uri.endswith("/dpo-1/model/")
     assert "ifeval.prompt_loose" in pointer.metrics
     # Order through MinIO: each consumer's first Job was made after its producer's run finished
@@ -353,7 +353,7 @@ def test_a_failed_gate_rejects_and_the_next_round_never_starts(
     assert align["status"]["phase"] == "Rejected"
     assert (promoted["status"], promoted["reason"]) == ("False", "GateFailed")
     assert promoted["message"].startswith("ifeval.prompt_loose = ") and promoted["message"].endswith(", needs >= 1.5")
-    assert read_promotion(open_store(), bucket=lc.bucket, name=promo) is None
+    assert read_promotion(open_store(), bucket=lc.bucket, namespace=namespace, name=promo) is None
     # round-2 notices the rejection on its next pass (an event or the resync), so poll for it.
     expected = f"waiting for promotion {promo} (AlignJob align-1 is Rejected: ifeval.prompt_loose = "
     deadline = time.monotonic() + 90

@@ -256,7 +256,7 @@ def test_alignjob_waits_for_its_data_then_runs_stages_in_order_evaluates_and_pro
     st = api.status("AlignJob", "a1")
     assert (st["phase"], st["promotedAs"], st["keyMetric"]) == ("Promoted", "interm-1", "ifeval.prompt_strict=0.75")
     assert api.condition("AlignJob", "a1", "Promoted")["status"] == "True"
-    pointer = read_promotion(store, bucket="synthloop", name="interm-1")
+    pointer = read_promotion(store, bucket="synthloop", namespace=NS, name="interm-1")
     assert pointer is not None and pointer.model_uri == dpo["output"] + "model/"
     assert pointer.metrics == {"ifeval.prompt_strict": 0.75} and len(pointer.model_sha256) == 64
     assert pointer.source == f"{NS}/AlignJob/a1/uid-a1"
@@ -282,7 +282,7 @@ def test_a_failed_gate_rejects_and_the_next_round_keeps_waiting_saying_why(env: 
     assert (promoted["status"], promoted["reason"]) == ("False", R.GATE_FAILED)
     assert promoted["message"] == "ifeval.prompt_strict = 0.25, needs >= 0.5"
     assert api.status("AlignJob", "a1")["phase"] == "Rejected"
-    assert read_promotion(store, bucket="synthloop", name="interm-1") is None
+    assert read_promotion(store, bucket="synthloop", namespace=NS, name="interm-1") is None
     assert rec.reconcile("SynthRound", NS, "r2").state == "waiting"
     msg = api.condition("SynthRound", "r2", "InputsReady")["message"]
     assert msg.startswith("waiting for promotion interm-1 (AlignJob a1 is Rejected: ifeval.prompt_strict = 0.25")

@@ -51,6 +51,12 @@ def run_prefix(*, bucket: str, namespace: str, kind: str, name: str, uid: str) -
     return f"s3://{bucket}/{namespace}/{kind.lower()}/{name}/{uid}/"
 
 
-def promotion_uri(*, bucket: str, name: str) -> str:
-    """Where the promotion pointer of model ``name`` lives."""
-    return f"s3://{bucket}/promoted/{name}.json"
+def promotion_uri(*, bucket: str, namespace: str, name: str) -> str:
+    """Where namespace ``namespace`` keeps the promotion pointer of model ``name``.
+
+    Under the namespace's own prefix: a name promoted in one namespace is invisible to every
+    other unless its producer shares it (``PromotionPointer.shared_with``).
+    """
+    if not namespace:
+        raise URIError(f"promotion {name!r}: a promotion pointer needs a namespace")
+    return f"s3://{bucket}/{namespace}/promoted/{name}.json"

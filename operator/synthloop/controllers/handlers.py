@@ -44,7 +44,7 @@ class _Runtime:
         if self.rec is None:
             load_kube_config()
             self.rec = Reconciler(cluster=Cluster(), store=open_store(), config=CONFIG,
-                                  ref_grace_seconds=CONFIG.ref_grace_seconds)
+                                  ref_grace_seconds=CONFIG.ref_grace_seconds, namespaces=tuple(WATCHED))
         return self.rec
 
     def coalesced(self, kind: str, namespace: str, name: str) -> Outcome | None:
@@ -97,8 +97,16 @@ class _Runtime:
 
 
 RUNTIME = _Runtime()
-# Namespaces the operator watches (set by `synthloop operator` before kopf starts; empty: all).
+# Namespaces the operator watches: `--namespace`, else SYNTHLOOP_NAMESPACES (empty: all). Set by
+# `synthloop operator` (watch_namespaces) before kopf starts; kopf's watches, the resync's
+# lists and the reconciler's refusal of any other namespace all read this one list.
 WATCHED: list[str] = []
+
+
+def watch_namespaces(cli: list[str] | None) -> list[str]:
+    """Fix the watched namespaces for this process: the CLI's, else the config's."""
+    WATCHED[:] = list(dict.fromkeys(cli or CONFIG.namespaces))
+    return list(WATCHED)
 
 
 @kopf.on.startup()

@@ -32,13 +32,17 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = load_config()  # fail fast on a bad setting, before any watch starts
-    namespaces = args.namespace or list(config.namespaces)
+    load_config()  # fail fast on a bad setting, before any watch starts
     # Importing the per-kind modules registers their handlers.
     import synthloop.controllers.align
     import synthloop.controllers.pretrain
     import synthloop.controllers.reward
     import synthloop.controllers.synthround  # noqa: F401
+    from synthloop.controllers.handlers import watch_namespaces
+
+    namespaces = watch_namespaces(args.namespace)
+    logging.getLogger("synthloop.operator").info(
+        "watching %s", ", ".join(namespaces) if namespaces else "all namespaces")
 
     liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None
     kopf.configure(verbose=args.verbose)

@@ -10,6 +10,7 @@ RESOLVED = "Resolved"
 WAITING_FOR_PRODUCER = "WaitingForProducer"
 WAITING_FOR_PROMOTION = "WaitingForPromotion"
 WAITING_FOR_ARTIFACT = "WaitingForArtifact"
+PROMOTION_NOT_SHARED = "PromotionNotShared"  # promoted: <ns>/<name> that <ns> does not share with us
 
 # Running
 JOB_CREATED = "JobCreated"
@@ -27,6 +28,7 @@ NO_EVALUATION = "NoEvaluation"
 GATES_PASSED = "GatesPassed"
 GATE_FAILED = "GateFailed"
 NO_PROMOTION = "NoPromotion"
+PROMOTION_HELD = "PromotionHeld"  # the name is promoted by another run, which this one may not replace
 
 # Failed
 INVALID_SPEC = "InvalidSpec"

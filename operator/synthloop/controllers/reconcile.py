@@ -20,9 +20,15 @@ from synthloop.api.v1alpha1 import KINDS
 from synthloop.api.v1alpha1.common import Gate, Source
 from synthloop.api.validate import SpecError, parse_spec
 from synthloop.artifacts.manifest import MANIFEST_NAME, Manifest, ManifestError, verify_manifest
-from synthloop.artifacts.promotion import PromotionPointer, read_promotion, write_promotion
+from synthloop.artifacts.promotion import (
+    PromotionPointer,
+    may_replace,
+    read_promotion,
+    split_reference,
+    write_promotion,
+)
 from synthloop.artifacts.store import ArtifactNotFound, ArtifactStore
-from synthloop.artifacts.uris import join, run_prefix
+from synthloop.artifacts.uris import join, promotion_uri, run_prefix
 from synthloop.builders.jobs import Owner, Platform, build_job, build_service
 from synthloop.builders.names import job_name
 from synthloop.builders.profiles import HardwareProfile
@@ -128,12 +134,18 @@ class Reconciler:
         config: OperatorConfig,
         ref_grace_seconds: float = 60.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        namespaces: tuple[str, ...] = (),
     ) -> None:
         self.cluster, self.store, self.config = cluster, store, config
+        self.namespaces = frozenset(namespaces)  # empty: every namespace
         self.ref_grace = timedelta(seconds=ref_grace_seconds)
         self.clock = clock
         self._locks: dict[tuple[str, str, str], threading.Lock] = {}
         self._guard = threading.Lock()
+
+    def promotion_lock(self, namespace: str, name: str) -> threading.Lock:
+        """Serialises read-decide-write of one pointer between passes of this process."""
+        return self._lock((namespace, "promotion", name))
 
     def _lock(self, key: tuple[str, str, str]) -> threading.Lock:
         with self._guard:
@@ -145,6 +157,9 @@ class Reconciler:
 
     def reconcile(self, kind: str, namespace: str, name: str, *, kick: bool = True) -> Outcome:
         """One pass over ``kind/namespace/name``; wakes objects waiting on it when it succeeds."""
+        if self.namespaces and namespace not in self.namespaces:
+            log.warning("refusing a pass on %s %s/%s: namespace %s is not watched", kind, namespace, name, namespace)
+            return Outcome("gone")
         with self._lock((namespace, kind, name)):
             body = self.cluster.get_cr(kind, namespace, name)
             if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
@@ -281,11 +296,37 @@ class _Pass:
         return self.now - created
 
     def _resolve(self, role: str, source: Source, lookup: Lookup) -> Resolved | Waiting | Invalid:
+        if source.promoted is not None and "/" in source.promoted:
+            shared = self._shared_promotion(source.promoted)
+            if not isinstance(shared, PromotionPointer):
+                return shared
         return resolve_source(
             source, role=role, lookup=lookup,
-            promotion=lambda n: read_promotion(self.store, bucket=self.config.bucket, name=n),
+            promotion=self._promotion,
             exists=self._exists, allow_missing_ref=self._age() < self.rec.ref_grace,
         )
+
+    def _promotion(self, ref: str) -> PromotionPointer | None:
+        """The pointer ``promoted: ref`` names, as this namespace may see it (None: not yet)."""
+        namespace, name = split_reference(ref, namespace=self.namespace)
+        pointer = read_promotion(self.store, bucket=self.config.bucket, namespace=namespace, name=name)
+        return pointer if pointer is not None and pointer.readable_by(self.namespace) else None
+
+    def _shared_promotion(self, ref: str) -> PromotionPointer | Waiting:
+        """Another namespace's promotion: usable only when its producer shared it with this one."""
+        namespace, name = split_reference(ref, namespace=self.namespace)
+        if namespace == self.namespace:
+            pointer = self._promotion(ref)
+            return pointer or Waiting(R.WAITING_FOR_PROMOTION, f"waiting for promotion {name}")
+        pointer = read_promotion(self.store, bucket=self.config.bucket, namespace=namespace, name=name)
+        if pointer is None:
+            return Waiting(R.WAITING_FOR_PROMOTION,
+                           f"waiting for promotion {ref}: namespace {namespace} has promoted nothing as {name} yet")
+        if not pointer.readable_by(self.namespace):
+            return Waiting(R.PROMOTION_NOT_SHARED,
+                           f"promotion {ref} is not shared with namespace {self.namespace}: its producer "
+                           f"({pointer.source}) must list {self.namespace} in spec.promotion.shareWith")
+        return pointer
 
     def _exists(self, uri: str) -> bool:
         try:
@@ -601,12 +642,22 @@ class _Pass:
             manifest_uri=join(last.output, MANIFEST_NAME),
             source=f"{self.namespace}/{self.kind}/{self.name}/{self.uid}",
             metrics=metrics or {}, promoted_at=self.now_s,
+            namespace=self.namespace, shared_with=sorted(set(promotion.share_with)),
         )
-        existing = read_promotion(self.store, bucket=self.config.bucket, name=promotion.name)
-        if existing is None or existing.source != pointer.source:
-            uri = write_promotion(self.store, bucket=self.config.bucket, pointer=pointer)
-        else:
-            uri = f"s3://{self.config.bucket}/promoted/{promotion.name}.json"
+        passed = gate_report is not None and gate_report.passed and bool(gate_report.results)
+        with self.rec.promotion_lock(self.namespace, promotion.name):
+            existing = read_promotion(self.store, bucket=self.config.bucket, namespace=self.namespace,
+                                      name=promotion.name)
+            decision = may_replace(existing, pointer, gates_passed=passed, replace=promotion.replace)
+            if decision.write:
+                write_promotion(self.store, bucket=self.config.bucket, pointer=pointer)
+        if not decision.write and decision.reason != "own":
+            self.cond("Promoted", False, R.PROMOTION_HELD, decision.reason)
+            self.new["phase"] = "Succeeded"
+            if self.old.get("phase") != "Succeeded":
+                self.event("Warning", R.PROMOTION_HELD, decision.reason)
+            return Outcome("done", decision.reason)
+        uri = promotion_uri(bucket=self.config.bucket, namespace=self.namespace, name=promotion.name)
         message = f"promoted as {promotion.name} ({uri})"
         if gate_report is not None and gate_report.results:
             message += ": " + gate_report.message
