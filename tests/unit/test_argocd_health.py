@@ -160,6 +160,28 @@ CASES: list[tuple[str, dict[str, Any] | None, tuple[str, str]]] = [
         ("Healthy", "{kind} succeeded"),
     ),
     (
+        "queued in Kueue",
+        {"phase": "Pending", "progress": "queued", "conditions": [
+            cond("InputsReady", "True", reason="Resolved"),
+            cond("Running", "False", reason="JobSuspended",
+                 message="stage pretrain: Job pt-pretrain waiting in queue dgx: insufficient unused "
+                         "quota for nvidia.com/gpu in flavor dgx-h100, 8 more needed")]},
+        ("Suspended", "stage pretrain: Job pt-pretrain waiting in queue dgx: insufficient unused "
+                      "quota for nvidia.com/gpu in flavor dgx-h100, 8 more needed (queued)"),
+    ),
+    (
+        "queued without a message",
+        {"phase": "Pending", "conditions": [cond("Running", "False", reason="JobSuspended")]},
+        ("Suspended", "{kind} is queued"),
+    ),
+    (
+        "a failed run that was queued once is degraded, not suspended",
+        {"phase": "Failed", "conditions": [
+            cond("Running", "False", reason="JobSuspended", message="waiting in queue dgx"),
+            cond("Failed", "True", reason="JobFailed", message="Job pt-pretrain failed")]},
+        ("Degraded", "Job pt-pretrain failed"),
+    ),
+    (
         "failure wins over an earlier promotion",
         {"phase": "Failed", "conditions": [
             cond("Promoted", "True", message="promoted as interm-1"),

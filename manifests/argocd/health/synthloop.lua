@@ -81,6 +81,18 @@ if phase == "Succeeded" then
   return hs
 end
 
+-- Held by an outside decision: Kueue has not admitted (or has preempted) the run's Job. Argo CD
+-- shows work it does not control that way as Suspended, as it does for a suspended Job.
+local running = find(conditions, "Running")
+if running ~= nil and running.status == "False" and running.reason == "JobSuspended" then
+  hs.status = "Suspended"
+  hs.message = text(running.message, KIND .. " is queued")
+  if type(status.progress) == "string" and status.progress ~= "" then
+    hs.message = hs.message .. " (" .. status.progress .. ")"
+  end
+  return hs
+end
+
 -- Everything else is on its way: say what it waits for or what it is doing.
 local message = nil
 local inputs = find(conditions, "InputsReady")
@@ -88,7 +100,6 @@ if inputs ~= nil and inputs.status == "False" then
   message = text(inputs.message, nil)
 end
 if message == nil then
-  local running = find(conditions, "Running")
   message = text(running and running.message, nil)
 end
 message = text(message, text(phase, "Waiting for the operator"))
