@@ -115,6 +115,7 @@ def test_operator_may_do_its_work(kubectl: Kubectl, operator_rbac: list[Any], na
                 ("get", "configmaps", NAMESPACE, None), ("watch", "configmaps", NAMESPACE, None),
                 ("list", "customresourcedefinitions.apiextensions.k8s.io", None, None),
                 ("watch", "namespaces", None, None)]
+    allowed += [(verb, "workloads.kueue.x-k8s.io", namespace, None) for verb in ("get", "list", "watch")]
     denied_but_expected = [a for a in allowed if not kubectl.can_i(a[0], a[1], namespace=a[2], subresource=a[3])]
     assert denied_but_expected == []
 
@@ -148,6 +149,11 @@ def test_operator_may_not_exceed_its_work(kubectl: Kubectl, operator_rbac: list[
         ("create", "serviceaccounts", namespace, "token"),
         ("update", "leases.coordination.k8s.io", NAMESPACE, None),
         ("create", "workloads.kueue.x-k8s.io", namespace, None),
+        ("patch", "workloads.kueue.x-k8s.io", namespace, None),
+        ("update", "workloads.kueue.x-k8s.io", namespace, "status"),
+        ("delete", "workloads.kueue.x-k8s.io", namespace, None),
+        ("create", "clusterqueues.kueue.x-k8s.io", None, None),
+        ("list", "localqueues.kueue.x-k8s.io", namespace, None),
     ]
     granted_but_forbidden = [f for f in forbidden if kubectl.can_i(f[0], f[1], namespace=f[2], subresource=f[3])]
     assert granted_but_forbidden == []
