@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, str] = {
     "operator": "synthloop.controllers.main",
     "report": "synthloop.report.cli",
     "crds": "synthloop.api.crdgen",
+    "validate": "synthloop.api.check",
 }
 
 

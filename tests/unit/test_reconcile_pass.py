@@ -79,6 +79,7 @@ class ApiServer:
         self.secrets = {"synthloop-minio"}
         self.status_writes = 0
         self.events: list[tuple[str, str, str]] = []
+        self.workloads: list[dict[str, Any]] = []  # Kueue's, as its controller would write them
 
     def add(self, kind: str, name: str, spec: dict[str, Any], *, age_s: float = 3600) -> None:
         created = (datetime.now(UTC) - timedelta(seconds=age_s)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -116,6 +117,10 @@ class ApiServer:
     def apply(self, obj: dict[str, Any]) -> None:
         target = self.jobs if obj["kind"] == "Job" else self.services
         target.setdefault(obj["metadata"]["name"], copy.deepcopy(obj))
+
+    def list_workloads(self, namespace: str, job_uid: str) -> list[dict[str, Any]]:
+        return [copy.deepcopy(w) for w in self.workloads
+                if w["metadata"]["labels"].get("kueue.x-k8s.io/job-uid") == job_uid]
 
     def secret_exists(self, namespace: str, name: str) -> bool:
         return name in self.secrets

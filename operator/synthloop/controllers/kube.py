@@ -98,6 +98,26 @@ class Cluster:
         items: list[dict[str, Any]] = self._json(resp).get("items", [])
         return items
 
+    def list_workloads(self, namespace: str, job_uid: str) -> list[dict[str, Any]]:
+        """Kueue's Workloads of one Job (labelled with its uid); none where Kueue is not installed."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            resp = self.custom.list_namespaced_custom_object(
+                "kueue.x-k8s.io", "v1beta2", namespace, "workloads",
+                label_selector=f"kueue.x-k8s.io/job-uid={job_uid}", _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status == 404:  # no Kueue CRDs: the generic "waits for admission" message
+                return []
+            if exc.status == 403:  # an RBAC without the Workloads rule: say so, keep reconciling
+                log.warning("cannot list Kueue Workloads in %s (forbidden): add get/list/watch on "
+                            "workloads.kueue.x-k8s.io to the operator's ClusterRole", namespace)
+                return []
+            raise
+        items: list[dict[str, Any]] = self._json(resp).get("items", [])
+        return items
+
     def apply(self, obj: dict[str, Any]) -> None:
         """Server-side apply with the operator's field manager (creates or converges)."""
         meta = obj["metadata"]
