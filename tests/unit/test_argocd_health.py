@@ -166,8 +166,8 @@ CASES: list[tuple[str, dict[str, Any] | None, tuple[str, str]]] = [
             cond("Running", "False", reason="JobSuspended",
                  message="stage pretrain: Job pt-pretrain waiting in queue dgx: insufficient unused "
                          "quota for nvidia.com/gpu in flavor dgx-h100, 8 more needed")]},
-        ("Suspended", "stage pretrain: Job pt-pretrain waiting in queue dgx: insufficient unused "
-                      "quota for nvidia.com/gpu in flavor dgx-h100, 8 more needed (queued)"),
+        ("Suspended", ("stage pretrain: Job pt-pretrain waiting in queue dgx: insufficient unused "
+                       "quota for nvidia.com/gpu in flavor dgx-h100, 8 more needed (queued)")),
     ),
     (
         "queued without a message",

@@ -24,6 +24,7 @@ CASES: list[tuple[str, dict, str, str]] = [
     ("keywords:frequency", {"keyword": "orbit", "frequency": 2, "relation": "less than"}, "one orbit only", "orbit orbit"),
     ("keywords:forbidden_words", {"forbidden_words": ["storm"]}, "Calm skies and brainstorming.", "A Storm came."),
     ("keywords:letter_frequency", {"letter": "z", "let_frequency": 3, "let_relation": "at least"}, "Zoe zips and zooms", "Zoe sings"),
+    ("language:response_language", {"language": "es"}, "Desayunamos en McDonald's hoy", "Today we visit the Louvre"),
     ("length_constraints:number_sentences", {"num_sentences": 3, "relation": "less than"}, "One. Two!", "One. Two! Three? Four."),
     ("length_constraints:number_sentences", {"num_sentences": 2, "relation": "at least"}, "One here. And two", "Just one"),
     ("length_constraints:number_paragraphs", {"num_paragraphs": 2}, "First part.\n***\nSecond part.", "First.\n***\n\n***\nThird."),
@@ -100,9 +101,12 @@ def test_empty_response_fails_every_instruction_even_forbidding_ones() -> None:
 def test_prompt_level_needs_every_instruction() -> None:
     a = REGISTRY["punctuation:no_comma"].build()
     b = REGISTRY["change_case:english_lowercase"].build()
-    assert prompt_passes("all good here", [a, b], loose=False)
-    assert not prompt_passes("all good, here", [a, b], loose=False)
-    assert score("all good, here", [a, b], loose=False) == [False, True]
+    assert prompt_passes("this sentence is written in plain english words.", [a, b], loose=False)
+    with_comma = "this sentence, with a comma, is written in english."
+    assert not prompt_passes(with_comma, [a, b], loose=False)
+    assert score(with_comma, [a, b], loose=False) == [False, True]
+    # the reference's case rules also ask langdetect for English: Welsh-looking text fails
+    assert score("all good here", [b], loose=False) == [False]
 
 
 def test_build_rejects_unknown_and_missing_parameters() -> None:

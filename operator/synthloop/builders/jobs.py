@@ -18,6 +18,7 @@ from synthloop.builders.profiles import HardwareProfile
 
 JOB_LABEL = "synthloop.io/job"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+KUEUE_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 COMPLETION_INDEX_FIELD = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 MASTER_PORT = 29500
 WORKER_UID = 1000
@@ -182,14 +183,20 @@ def _security(req: JobRequest, profile: HardwareProfile) -> tuple[dict[str, Any]
     return pod, container
 
 
-def build_job(owner: Owner, platform: Platform, profile: HardwareProfile, req: JobRequest) -> dict[str, Any]:
-    """The Indexed Job of one stage. Apply with server-side apply; the name is deterministic."""
+def build_job(owner: Owner, platform: Platform, profile: HardwareProfile, req: JobRequest,
+              *, pod_annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    """The Indexed Job of one stage. Apply with server-side apply; the name is deterministic.
+
+    ``pod_annotations`` go on the pod template (Kueue's topology-aware scheduling reads them there).
+    """
     labels = {**owner.labels(), STAGE_LABEL: req.stage}
     pod_labels = {**labels, JOB_LABEL: req.job_name}
     resources = req.resources
     job_labels = dict(labels)
     if resources.queue:
         job_labels[KUEUE_QUEUE_LABEL] = resources.queue
+        if resources.priority_class:
+            job_labels[KUEUE_PRIORITY_LABEL] = resources.priority_class
     pod_security, container_security = _security(req, profile)
     image = resources.image or platform.image
     container: dict[str, Any] = {
@@ -231,7 +238,9 @@ def build_job(owner: Owner, platform: Platform, profile: HardwareProfile, req: J
         "completions": req.pods,
         "parallelism": req.pods,
         "backoffLimit": req.backoff_limit,
-        "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
+        "template": {"metadata": {"labels": pod_labels, **({"annotations": dict(pod_annotations)}
+                                                           if pod_annotations else {})},
+                     "spec": pod_spec},
     }
     if resources.queue:
         # Kueue admits the whole gang at once by unsuspending the Job.

@@ -34,6 +34,7 @@ from synthloop.builders.names import job_name
 from synthloop.builders.profiles import HardwareProfile
 from synthloop.builders.stages import StagePlan, eval_stage, job_request
 from synthloop.controllers import conditions as C
+from synthloop.controllers import kueue
 from synthloop.controllers import reasons as R
 from synthloop.controllers.config import OperatorConfig
 from synthloop.controllers.gates import evaluate_gates
@@ -486,12 +487,14 @@ class _Pass:
         if state == "suspended":
             queue = spec.resources.queue or "?"
             self.cond("Running", False, R.JOB_SUSPENDED,
-                      f"stage {plan.stage}: Job {name} waits for admission in Kueue queue {queue}")
+                      kueue.queued_message(self.cluster, job, stage=plan.stage, queue=queue))
             self.new["phase"] = "Pending"
             self.new["progress"] = "queued"
             raise _Stop(Outcome("running", "suspended"))
         self.new["progress"] = self._progress(plan, present)
-        self.cond("Running", True, R.JOB_RUNNING, f"stage {plan.stage}: Job {name} running ({self.new['progress']})")
+        admitted = kueue.admission_note(self.cluster, job)
+        self.cond("Running", True, R.JOB_RUNNING, f"stage {plan.stage}: Job {name} running ({self.new['progress']})"
+                  + (f"; {admitted}" if admitted else ""))
         raise _Stop(Outcome("running", f"Job {name} running"))
 
     def _create(self, plan: StagePlan, name: str, spec: Any, profile: HardwareProfile) -> None:
@@ -502,7 +505,8 @@ class _Pass:
                           backoff_limit=spec.backoff_limit, resources=spec.resources)
         if req.rendezvous:
             self.cluster.apply(build_service(self.owner, req))
-        self.cluster.apply(build_job(self.owner, platform, profile, req))
+        self.cluster.apply(build_job(self.owner, platform, profile, req,
+                                     pod_annotations=kueue.topology_annotations(self.body)))
 
     def _spec_hash(self) -> str:
         import json

@@ -23,6 +23,8 @@ class Instruction:
     conflicts: ClassVar[frozenset[str]] = frozenset()
     #: Parameters that cannot be sampled and must be given to ``build`` (e.g. the prompt).
     requires: ClassVar[tuple[str, ...]] = ()
+    #: Whether ``sample_instructions`` may draw this type for a synthetic prompt.
+    sampled: ClassVar[bool] = True
 
     @classmethod
     def sample_kwargs(cls, rng: random.Random) -> dict[str, Any]:
@@ -54,8 +56,13 @@ class Instruction:
         raise NotImplementedError
 
     def check(self, response: str) -> bool:
-        """Whether ``response`` satisfies the constraint (strict: the raw text)."""
-        raise NotImplementedError
+        """Whether ``response`` satisfies the constraint (strict: the raw text).
+
+        IFEval's instructions are judged by the reference checker; the project's own override this.
+        """
+        from synthloop.verifiers import reference
+
+        return reference.check(self.id, self.kwargs(), response)
 
     def kwargs(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -1,14 +1,17 @@
-"""The instruction types: IFEval's groups (keywords, length, content, format, combination,
-start/end, case, punctuation) re-implemented from their published definitions.
+"""The instruction types: IFEval's groups (keywords, language, length, content, format,
+combination, start/end, case, punctuation) plus two of the project's own.
 
-Counting rules follow IFEval so that scores are comparable: words are ``\\w+`` tokens,
-sentences end at ``.``/``!``/``?``, paragraphs are separated by ``***`` lines (or blank lines
-for the n-th paragraph rule), bullets are lines starting with ``*`` or ``-``.
+Each class holds what the synth worker needs to *ask* for a constraint (random parameters, a
+description appended to a prompt). Whether a response *follows* it is decided by IFEval's
+reference checker (:mod:`synthloop.verifiers.reference`: punkt sentences, NLTK word tokens,
+substring keywords, langdetect), which ``Instruction.check`` calls; so the synth worker's
+rankings and the eval worker's IFEval scores are the reference's. Only the instructions the
+release lacks (``startend:start_checker``, ``detectable_format:final_answer``) and
+``keywords:letter_frequency`` (see ``reference``) are checked here.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from dataclasses import dataclass
@@ -28,9 +31,15 @@ WORDS = (
 )
 END_PHRASES = ("Is there anything else I can help with?", "Let me know if you have additional questions.", "Any other questions?")
 START_PHRASES = ("Certainly.", "Here is my answer.", "In short,")
-
-_WORD_RE = re.compile(r"\w+")
-_SENTENCE_END_RE = re.compile(r"[.!?]+(?:\s|$)")
+#: ISO 639-1 codes (langdetect's) and names, for language:response_language descriptions.
+LANGUAGES = {
+    "en": "English", "es": "Spanish", "fr": "French", "de": "German", "it": "Italian",
+    "pt": "Portuguese", "ru": "Russian", "ja": "Japanese", "zh-cn": "Chinese", "ko": "Korean",
+    "ar": "Arabic", "hi": "Hindi", "bn": "Bengali", "kn": "Kannada", "pa": "Punjabi",
+    "ta": "Tamil", "te": "Telugu", "mr": "Marathi", "gu": "Gujarati", "ur": "Urdu",
+    "fa": "Persian", "sw": "Swahili", "th": "Thai", "vi": "Vietnamese", "fi": "Finnish",
+    "bg": "Bulgarian", "ne": "Nepali",
+}
 
 
 def _compare(count: int, relation: str, n: int) -> bool:
@@ -43,19 +52,6 @@ def _compare(count: int, relation: str, n: int) -> bool:
 
 def _relation_text(relation: str, n: int, unit: str) -> str:
     return f"{relation} {n} {unit}"
-
-
-def count_words(text: str) -> int:
-    return len(_WORD_RE.findall(text))
-
-
-def count_sentences(text: str) -> int:
-    text = text.strip()
-    if not text:
-        return 0
-    ends = len(_SENTENCE_END_RE.findall(text))
-    # A trailing fragment without final punctuation still counts as a sentence.
-    return ends + (0 if re.search(r"[.!?]\s*$", text) else 1)
 
 
 # --------------------------------------------------------------------------- keywords
@@ -71,8 +67,6 @@ class KeywordsExistence(Instruction):
     def description(self) -> str:
         return "Include the keywords " + ", ".join(repr(k) for k in self.keywords) + " in the response."
 
-    def check(self, response: str) -> bool:
-        return all(re.search(rf"\b{re.escape(k)}\b", response, re.IGNORECASE) for k in self.keywords)
 
 
 @dataclass(frozen=True)
@@ -89,9 +83,6 @@ class KeywordFrequency(Instruction):
     def description(self) -> str:
         return f"In your response, the word {self.keyword!r} should appear {_relation_text(self.relation, self.frequency, 'times')}."
 
-    def check(self, response: str) -> bool:
-        found = len(re.findall(rf"\b{re.escape(self.keyword)}\b", response, re.IGNORECASE))
-        return _compare(found, self.relation, self.frequency)
 
 
 @dataclass(frozen=True)
@@ -106,8 +97,6 @@ class ForbiddenWords(Instruction):
     def description(self) -> str:
         return "Do not include the words " + ", ".join(repr(w) for w in self.forbidden_words) + " in the response."
 
-    def check(self, response: str) -> bool:
-        return not any(re.search(rf"\b{re.escape(w)}\b", response, re.IGNORECASE) for w in self.forbidden_words)
 
 
 @dataclass(frozen=True)
@@ -128,8 +117,35 @@ class LetterFrequency(Instruction):
     def description(self) -> str:
         return f"In your response, the letter {self.letter!r} should appear {_relation_text(self.let_relation, self.let_frequency, 'times')}."
 
+    def __post_init__(self) -> None:
+        if len(self.letter) != 1 or self.letter.isspace():
+            raise ValueError(f"letter must be a single non-whitespace character, got {self.letter!r}")
+        if self.let_frequency < 0:
+            raise ValueError(f"let_frequency must be non-negative, got {self.let_frequency}")
+
     def check(self, response: str) -> bool:
+        """Case-insensitive count of one character (a letter, ``#`` or ``!`` alike)."""
         return _compare(response.lower().count(self.letter.lower()), self.let_relation, self.let_frequency)
+
+
+# --------------------------------------------------------------------------- language
+@dataclass(frozen=True)
+class ResponseLanguage(Instruction):
+    """The whole response in one language, as langdetect (seed 0) identifies it."""
+
+    id: ClassVar[str] = "language:response_language"
+    #: Tiny models answer in English: not drawn for synthetic prompts, only read from task files.
+    sampled: ClassVar[bool] = False
+    conflicts: ClassVar[frozenset[str]] = frozenset(
+        {"detectable_format:multiple_sections", "keywords:existence", "keywords:frequency",
+         "keywords:forbidden_words", "startend:end_checker", "change_case:english_capital",
+         "change_case:english_lowercase"}
+    )
+    language: str = "en"
+
+    def description(self) -> str:
+        name = LANGUAGES.get(self.language, self.language)
+        return f"Your ENTIRE response should be in {name} language, no other language is allowed."
 
 
 # --------------------------------------------------------------------------- length
@@ -146,8 +162,6 @@ class NumberSentences(Instruction):
     def description(self) -> str:
         return f"Your response should contain {_relation_text(self.relation, self.num_sentences, 'sentences')}."
 
-    def check(self, response: str) -> bool:
-        return _compare(count_sentences(response), self.relation, self.num_sentences)
 
 
 @dataclass(frozen=True)
@@ -166,16 +180,6 @@ class NumberParagraphs(Instruction):
             "markdown divider: ***"
         )
 
-    def check(self, response: str) -> bool:
-        parts = re.split(r"\s?\*\s?\*\s?\*\s?", response)
-        count = len(parts)
-        for index, part in enumerate(parts):
-            if not part.strip():
-                if index in (0, len(parts) - 1):
-                    count -= 1
-                else:
-                    return False
-        return count == self.num_paragraphs
 
 
 @dataclass(frozen=True)
@@ -191,8 +195,6 @@ class NumberWords(Instruction):
     def description(self) -> str:
         return f"Answer with {_relation_text(self.relation, self.num_words, 'words')}."
 
-    def check(self, response: str) -> bool:
-        return _compare(count_words(response), self.relation, self.num_words)
 
 
 @dataclass(frozen=True)
@@ -214,15 +216,6 @@ class NthParagraphFirstWord(Instruction):
             f"lines. Paragraph {self.nth_paragraph} must start with the word {self.first_word!r}."
         )
 
-    def check(self, response: str) -> bool:
-        paragraphs = [p for p in re.split(r"\n\n", response) if p.strip()]
-        if len(paragraphs) != self.num_paragraphs or self.nth_paragraph > len(paragraphs):
-            return False
-        words = paragraphs[self.nth_paragraph - 1].strip().split()
-        if not words:
-            return False
-        first = re.sub(r"[^\w]", "", words[0]).lower()
-        return first == self.first_word.lower()
 
 
 # --------------------------------------------------------------------------- content
@@ -241,8 +234,6 @@ class NumberPlaceholders(Instruction):
             "square brackets, such as [address]."
         )
 
-    def check(self, response: str) -> bool:
-        return len(re.findall(r"\[.*?\]", response)) >= self.num_placeholders
 
 
 @dataclass(frozen=True)
@@ -257,15 +248,6 @@ class Postscript(Instruction):
     def description(self) -> str:
         return f"At the end of your response, please explicitly add a postscript starting with {self.postscript_marker}"
 
-    def check(self, response: str) -> bool:
-        marker = self.postscript_marker.lower()
-        if marker == "p.p.s":
-            pattern = r"\s*p\.\s?p\.\s?s.*$"
-        elif marker == "p.s.":
-            pattern = r"\s*p\.\s?s\..*$"
-        else:
-            pattern = r"\s*" + re.escape(marker) + r".*$"
-        return re.search(pattern, response.lower(), flags=re.MULTILINE) is not None
 
 
 # --------------------------------------------------------------------------- format
@@ -284,10 +266,6 @@ class NumberBulletLists(Instruction):
             "bullet points such as:\n* This is point 1.\n* This is point 2"
         )
 
-    def check(self, response: str) -> bool:
-        stars = re.findall(r"^\s*\*[^\*].*$", response, flags=re.MULTILINE)
-        dashes = re.findall(r"^\s*-.*$", response, flags=re.MULTILINE)
-        return len(stars) + len(dashes) == self.num_bullets
 
 
 @dataclass(frozen=True)
@@ -305,15 +283,6 @@ class HighlightedSections(Instruction):
             "i.e. *highlighted section*."
         )
 
-    def check(self, response: str) -> bool:
-        count = 0
-        for match in re.findall(r"\*[^\n\*]*\*", response):
-            if match.strip("*").strip():
-                count += 1
-        for match in re.findall(r"\*\*[^\n\*]*\*\*", response):
-            if match.removeprefix("**").removesuffix("**").strip():
-                count += 1
-        return count >= self.num_highlights
 
 
 @dataclass(frozen=True)
@@ -332,10 +301,6 @@ class MultipleSections(Instruction):
             f"section with {self.section_spliter} X, such as:\n{self.section_spliter} 1\n[content]"
         )
 
-    def check(self, response: str) -> bool:
-        pattern = r"\s?" + re.escape(self.section_spliter) + r"\s?\d+\s?"
-        sections = re.split(pattern, response)
-        return len(sections) - 1 >= self.num_sections
 
 
 @dataclass(frozen=True)
@@ -355,15 +320,6 @@ class JsonFormat(Instruction):
     def description(self) -> str:
         return "Entire output should be wrapped in JSON format. You can use markdown ticks such as ```."
 
-    def check(self, response: str) -> bool:
-        value = response.strip()
-        value = re.sub(r"^```(?:json|Json|JSON)?\s*", "", value)
-        value = re.sub(r"\s*```$", "", value).strip()
-        try:
-            json.loads(value)
-        except ValueError:
-            return False
-        return True
 
 
 @dataclass(frozen=True)
@@ -373,8 +329,6 @@ class Title(Instruction):
     def description(self) -> str:
         return "Your answer must contain a title, wrapped in double angular brackets, such as <<poem of joy>>."
 
-    def check(self, response: str) -> bool:
-        return any(t.strip() for t in re.findall(r"<<([^\n]+?)>>", response))
 
 
 @dataclass(frozen=True)
@@ -385,8 +339,6 @@ class ConstrainedResponse(Instruction):
     def description(self) -> str:
         return "Answer with one of the following options: " + ", ".join(f'"{o}"' for o in self.OPTIONS)
 
-    def check(self, response: str) -> bool:
-        return any(option in response.strip() for option in self.OPTIONS)
 
 
 @dataclass(frozen=True)
@@ -419,10 +371,6 @@ class RepeatPrompt(Instruction):
             "anything before repeating the request)."
         )
 
-    def check(self, response: str) -> bool:
-        return bool(self.prompt_to_repeat.strip()) and response.strip().lower().startswith(
-            self.prompt_to_repeat.strip().lower()
-        )
 
 
 @dataclass(frozen=True)
@@ -433,16 +381,6 @@ class TwoResponses(Instruction):
     def description(self) -> str:
         return "Give two different responses. Responses and only responses should be separated by 6 asterisk symbols: ******."
 
-    def check(self, response: str) -> bool:
-        parts = response.split("******")
-        valid = []
-        for index, part in enumerate(parts):
-            if not part.strip():
-                if index not in (0, len(parts) - 1):
-                    return False
-            else:
-                valid.append(part.strip())
-        return len(valid) == 2 and valid[0] != valid[1]
 
 
 # --------------------------------------------------------------------------- start / end
@@ -461,8 +399,6 @@ class EndChecker(Instruction):
     def description(self) -> str:
         return f"Finish your response with this exact phrase {self.end_phrase!r}. No other words should follow this phrase."
 
-    def check(self, response: str) -> bool:
-        return response.strip().strip('"').lower().endswith(self.end_phrase.strip().lower())
 
 
 @dataclass(frozen=True)
@@ -494,9 +430,6 @@ class Quotation(Instruction):
     def description(self) -> str:
         return "Wrap your entire response with double quotation marks."
 
-    def check(self, response: str) -> bool:
-        value = response.strip()
-        return len(value) > 1 and value[0] == '"' and value[-1] == '"'
 
 
 # --------------------------------------------------------------------------- case
@@ -512,8 +445,6 @@ class Lowercase(Instruction):
     def description(self) -> str:
         return "Your entire response should be in English, and in all lowercase letters. No capital letters are allowed."
 
-    def check(self, response: str) -> bool:
-        return bool(re.search(r"[a-z]", response)) and response == response.lower()
 
 
 @dataclass(frozen=True)
@@ -528,8 +459,6 @@ class Capital(Instruction):
     def description(self) -> str:
         return "Your entire response should be in English, and in all capital letters."
 
-    def check(self, response: str) -> bool:
-        return bool(re.search(r"[A-Z]", response)) and response == response.upper()
 
 
 @dataclass(frozen=True)
@@ -549,9 +478,6 @@ class CapitalWordFrequency(Instruction):
             f"{_relation_text(self.capital_relation, self.capital_frequency, 'times')}."
         )
 
-    def check(self, response: str) -> bool:
-        words = [w for w in _WORD_RE.findall(response) if re.search(r"[A-Z]", w) and w == w.upper() and not w.isdigit()]
-        return _compare(len(words), self.capital_relation, self.capital_frequency)
 
 
 # --------------------------------------------------------------------------- punctuation
@@ -563,12 +489,10 @@ class NoComma(Instruction):
     def description(self) -> str:
         return "In your entire response, refrain from the use of any commas."
 
-    def check(self, response: str) -> bool:
-        return "," not in response
 
 
 ALL_INSTRUCTIONS: tuple[type[Instruction], ...] = (
-    KeywordsExistence, KeywordFrequency, ForbiddenWords, LetterFrequency,
+    KeywordsExistence, KeywordFrequency, ForbiddenWords, LetterFrequency, ResponseLanguage,
     NumberSentences, NumberParagraphs, NumberWords, NthParagraphFirstWord,
     NumberPlaceholders, Postscript,
     NumberBulletLists, HighlightedSections, MultipleSections, JsonFormat, Title,

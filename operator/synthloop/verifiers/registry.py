@@ -47,7 +47,7 @@ def sample_instructions(
         raise ValueError(f"k must be >= 0, got {k}")
     pool = [
         cls for cls in ALL_INSTRUCTIONS
-        if cls.id not in exclude and (not cls.requires or prompt is not None)
+        if cls.sampled and cls.id not in exclude and (not cls.requires or prompt is not None)
     ]
     chosen: list[type[Instruction]] = []
     while len(chosen) < k:

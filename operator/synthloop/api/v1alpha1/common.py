@@ -137,6 +137,11 @@ class Resources(Model):
         description="Kueue LocalQueue name; the Job is created suspended for gang admission.",
     )
     priority_class_name: str | None = Field(default=None, description="PriorityClass of the pods.")
+    priority_class: str | None = Field(
+        default=None,
+        description="Kueue WorkloadPriorityClass (label kueue.x-k8s.io/priority-class): "
+        "orders the queue and lets a higher-priority run preempt a lower one.",
+    )
     rdma: bool = Field(default=False, description="Request the profile's RDMA resource and NCCL IB settings.")
     image: str | None = Field(default=None, description="Override the worker image for this run.")
 

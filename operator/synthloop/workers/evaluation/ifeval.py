@@ -1,8 +1,10 @@
 """IFEval-style scoring with the verifier registry: prompt- and instruction-level, strict/loose.
 
 Prompts come from a JSONL file (``{"prompt", "instructions": [{"id", "kwargs"}]}``, or the
-IFEval release's ``instruction_id_list`` + ``kwargs``) or the builtin ``synthetic`` set: arithmetic
-questions with 1-2 random verifiable instructions appended (seeded).
+IFEval release's ``input_data.jsonl``: ``key``, ``prompt``, ``instruction_id_list``, ``kwargs``)
+or the builtin ``synthetic`` set: arithmetic questions with 1-2 random verifiable instructions
+appended (seeded). Checks are the reference's (``synthloop.verifiers.reference``), so the four
+accuracies are IFEval's prompt/instruction-level strict/loose.
 """
 
 from __future__ import annotations
@@ -35,6 +37,19 @@ def synthetic_items(n: int, *, seed: int) -> list[IFItem]:
     return items
 
 
+def release_instructions(row: dict[str, Any]) -> list[Instruction]:
+    """The release's ``instruction_id_list`` + ``kwargs``; falsy arguments are dropped as the
+    reference does (the HF export fills every key with null)."""
+    ids = row["instruction_id_list"]
+    kwargs = row.get("kwargs") or [{}] * len(ids)
+    if len(kwargs) != len(ids):
+        raise ValueError(f"kwargs has {len(kwargs)} entries for {len(ids)} instruction_id_list entries")
+    out = []
+    for instruction_id, kw in zip(ids, kwargs, strict=True):
+        out.append(get(instruction_id).build(**{k: v for k, v in (kw or {}).items() if v}))
+    return out
+
+
 def parse_items(text: str, *, name: str) -> list[IFItem]:
     items = []
     for n, line in enumerate(text.splitlines(), start=1):
@@ -45,9 +60,7 @@ def parse_items(text: str, *, name: str) -> list[IFItem]:
             if "instructions" in row:
                 insts = [instruction_from_dict(d) for d in row["instructions"]]
             else:
-                ids, kwargs = row["instruction_id_list"], row.get("kwargs") or [{}] * len(row["instruction_id_list"])
-                insts = [get(i).build(**{k: v for k, v in kw.items() if v is not None})
-                         for i, kw in zip(ids, kwargs, strict=True)]
+                insts = release_instructions(row)
             items.append(IFItem(prompt=str(row["prompt"]), instructions=tuple(insts)))
         except (KeyError, ValueError, TypeError) as exc:
             raise ValueError(f"ifeval task {name} line {n}: {exc}") from None
