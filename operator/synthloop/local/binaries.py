@@ -32,6 +32,7 @@ ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.8.0"
 MINIO_RELEASE = "RELEASE.2025-10-15T17-29-55Z"
 MINIO_COMMIT = "7aac2a2c5b7c"
+KUEUE_VERSION = "v0.17.0"
 
 _K8S_VERSION_PKGS = ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
 
@@ -60,6 +61,9 @@ class Component:
     version: str  # must appear in the output of ``version_args``
     ldflags: tuple[str, ...] = ()
     version_args: tuple[str, ...] = ("--version",)
+    # a binary without a version flag (kueue) is proven by its Go build info instead:
+    # `go version -m` must list this module at ``version``
+    buildinfo_module: str | None = None
 
     @property
     def pin(self) -> str:
@@ -106,8 +110,23 @@ COMPONENTS: dict[str, Component] = {
                 f"-X github.com/minio/minio/cmd.ShortCommitID={MINIO_COMMIT}",
             ),
         ),
+        Component(
+            "kueue", "kueue", "sigs.k8s.io/kueue/cmd/kueue", KUEUE_VERSION,
+            (
+                f"-X sigs.k8s.io/kueue/pkg/version.GitVersion={KUEUE_VERSION}",
+                "-X sigs.k8s.io/kueue/pkg/version.BuildDate=1970-01-01T00:00:00Z",
+            ),
+            buildinfo_module="sigs.k8s.io/kueue",
+        ),
     )
 }
+
+# What `up` needs; `synthloop local build` also builds the optional ones (kueue: `up --kueue`).
+CLUSTER_COMPONENTS = (
+    "kubectl", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kwok",
+    "minio",
+)
+OPTIONAL_COMPONENTS = ("kueue",)
 
 
 class BinaryError(RuntimeError):
@@ -165,6 +184,8 @@ def check_cached(component: Component, *, bin_dir: Path, record: BuildRecord) ->
 
 
 def version_output(path: Path, component: Component) -> str:
+    if component.buildinfo_module is not None:
+        return _buildinfo_version(path, component, component.buildinfo_module)
     try:
         proc = subprocess.run(
             [str(path), *component.version_args],
@@ -179,6 +200,20 @@ def version_output(path: Path, component: Component) -> str:
             f"(exit {proc.returncode}): {out[:300]!r}"
         )
     return out.splitlines()[0]
+
+
+def _buildinfo_version(path: Path, component: Component, module: str) -> str:
+    proc = subprocess.run(
+        [find_go(), "version", "-m", str(path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    wanted = f"{module}\t{component.version}"
+    if proc.returncode != 0 or wanted not in proc.stdout:
+        raise BinaryError(
+            f"{component.name} at {path}: its Go build info does not list {module} "
+            f"{component.version} (exit {proc.returncode}): {(proc.stdout + proc.stderr)[:300]!r}"
+        )
+    return f"{component.name} {module} {component.version} ({proc.stdout.splitlines()[0].split()[-1]})"
 
 
 def find_go() -> str:
@@ -259,9 +294,10 @@ def ensure_binaries(
 
     With ``build=False`` a missing or corrupted binary raises ``BinaryError`` instead, so
     `up` can refuse to start anything rather than begin a half-hour compile unasked.
+    ``names=None`` means what `up` needs (``CLUSTER_COMPONENTS``), not the optional ones.
     """
     paths = paths or LocalPaths.default()
-    wanted = list(names) if names is not None else list(COMPONENTS)
+    wanted = list(names) if names is not None else list(CLUSTER_COMPONENTS)
     unknown = [n for n in wanted if n not in COMPONENTS]
     if unknown:
         raise BinaryError(f"unknown component(s) {unknown}; expected some of {list(COMPONENTS)}")

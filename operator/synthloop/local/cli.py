@@ -20,7 +20,8 @@ def register(subparsers: Any) -> None:
     sub = local.add_subparsers(dest="local_command", required=True, metavar="SUBCOMMAND")
 
     build = sub.add_parser("build", help="build (or verify) the pinned binaries into $SYNTHLOOP_HOME/bin")
-    build.add_argument("components", nargs="*", help="only these (default: all)")
+    build.add_argument("components", nargs="*",
+                       help="only these (default: all, including kueue for `up --kueue`)")
     build.add_argument("--force", action="store_true", help="rebuild even if the cache is intact")
     build.add_argument("--jobs", type=int, default=2, help="go build -p (default 2)")
     build.set_defaults(func=cmd_build)
@@ -46,7 +47,20 @@ def register(subparsers: Any) -> None:
     up.add_argument("--ready-timeout", type=float, default=defaults.ready_timeout)
     up.add_argument("--no-build", action="store_true",
                     help="fail instead of building a missing or corrupted binary")
+    _kueue_args(up, defaults, prefix="kueue-")
+    up.add_argument("--kueue", action="store_true",
+                    help="also start Kueue (webhooks on loopback) with a DGX flavor and queues")
     up.set_defaults(func=cmd_up)
+
+    kueue = sub.add_parser("kueue", help="Kueue on the running cluster: `kueue up` adds it, `kueue down` stops it")
+    kueue_sub = kueue.add_subparsers(dest="kueue_command", required=True, metavar="ACTION")
+    kueue_up = kueue_sub.add_parser("up", help="start Kueue (idempotent: a running one keeps running, "
+                                               "its queues converge)")
+    _kueue_args(kueue_up, defaults, prefix="")
+    kueue_up.add_argument("--no-build", action="store_true", help="fail instead of building kueue")
+    kueue_up.set_defaults(func=cmd_kueue_up)
+    kueue_down = kueue_sub.add_parser("down", help="stop Kueue and remove its webhooks (CRDs and queues stay)")
+    kueue_down.set_defaults(func=cmd_kueue_down)
 
     down = sub.add_parser("down", help="stop exactly the processes `up` started")
     down.set_defaults(func=cmd_down)
@@ -66,16 +80,24 @@ def register(subparsers: Any) -> None:
     logs.set_defaults(func=cmd_logs)
 
 
+def _kueue_args(parser: argparse.ArgumentParser, defaults: ClusterOptions, *, prefix: str) -> None:
+    parser.add_argument(f"--{prefix}gpu-quota", dest="kueue_gpu_quota", type=int,
+                        default=defaults.kueue_gpu_quota,
+                        help=f"nvidia.com/gpu nominal quota of ClusterQueue dgx (default {defaults.kueue_gpu_quota})")
+    parser.add_argument(f"--{prefix}namespace", dest="kueue_namespace", default=defaults.kueue_namespace,
+                        help=f"namespace of LocalQueue dgx (default {defaults.kueue_namespace})")
+
+
 def _err(msg: str) -> int:
     print(f"synthloop local: error: {msg}", file=sys.stderr)
     return 1
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from synthloop.local.binaries import BinaryError, ensure_binaries
+    from synthloop.local.binaries import COMPONENTS, BinaryError, ensure_binaries
 
     try:
-        bins = ensure_binaries(args.components or None, force=args.force, jobs=args.jobs)
+        bins = ensure_binaries(args.components or list(COMPONENTS), force=args.force, jobs=args.jobs)
     except BinaryError as exc:
         return _err(str(exc))
     for name, path in bins.items():
@@ -88,7 +110,8 @@ def options_from_args(args: argparse.Namespace) -> ClusterOptions:
         kwok_nodes=args.kwok_nodes, kwok_cpu_nodes=args.kwok_cpu_nodes,
         kwok_job_seconds=args.kwok_job_seconds, dgx_process_nodes=args.dgx_process_nodes,
         cpu_process_nodes=args.cpu_process_nodes, bucket=args.bucket,
-        ready_timeout=args.ready_timeout,
+        ready_timeout=args.ready_timeout, kueue=args.kueue, kueue_gpu_quota=args.kueue_gpu_quota,
+        kueue_namespace=args.kueue_namespace,
     )
     for name in PORT_FIELDS:
         setattr(opts, name, getattr(args, name))
@@ -110,6 +133,26 @@ def cmd_up(args: argparse.Namespace) -> int:
     except (ClusterError, ValueError) as exc:
         return _err(str(exc))
     print(_env_lines(state.env(LocalPaths.default())))
+    return 0
+
+
+def cmd_kueue_up(args: argparse.Namespace) -> int:
+    from synthloop.local.cluster import ClusterError, kueue_up
+
+    try:
+        kueue_up(gpu_quota=args.kueue_gpu_quota, namespace=args.kueue_namespace, build=not args.no_build)
+    except ClusterError as exc:
+        return _err(str(exc))
+    return 0
+
+
+def cmd_kueue_down(args: argparse.Namespace) -> int:
+    from synthloop.local.cluster import ClusterError, kueue_down
+
+    try:
+        kueue_down()
+    except ClusterError as exc:
+        return _err(str(exc))
     return 0
 
 
@@ -135,7 +178,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 1
     print(f"cluster: {'running' if info['running'] else 'NOT running'}")
     for p in info["processes"]:
-        state = "alive" if p["alive"] else "DEAD"
+        state = "alive" if p["alive"] else ("dead" if p.get("addon") else "DEAD")
         print(f"  {p['name']:<24} pid {p['pid']:<8} {state:<5} {p['rss_mib']:>7.1f} MiB  {p['log']}")
     print(f"resident memory: {info['rss_mib']:.0f} MiB")
     if "nodes" in info:

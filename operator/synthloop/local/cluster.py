@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthloop.local.binaries import BinaryError, ensure_binaries
+from synthloop.local.binaries import CLUSTER_COMPONENTS, BinaryError, ensure_binaries
 from synthloop.local.fleet import create_nodes, kwok_fleet, render_stages
 from synthloop.local.kube import KubeClient
 from synthloop.local.kubeconfig import write_cert_kubeconfig
@@ -66,6 +66,9 @@ class ClusterState:
 
     options: ClusterOptions
     processes: list[ProcessRecord] = field(default_factory=list)
+    # optional components (Kueue) that may come and go on a running cluster: a dead one does
+    # not make the cluster itself "not running"
+    addons: list[ProcessRecord] = field(default_factory=list)
     access_key: str = ""
     secret_key: str = ""
     kubeconfig: str = ""
@@ -84,6 +87,7 @@ class ClusterState:
         data = {
             "options": self.options.to_json(),
             "processes": [p.to_json() for p in self.processes],
+            "addons": [p.to_json() for p in self.addons],
             "access_key": self.access_key,
             "secret_key": self.secret_key,
             "kubeconfig": self.kubeconfig,
@@ -106,6 +110,7 @@ class ClusterState:
         return cls(
             options=ClusterOptions.from_json(data["options"]),
             processes=[ProcessRecord.from_json(p) for p in data["processes"]],
+            addons=[ProcessRecord.from_json(p) for p in data.get("addons", [])],
             access_key=data.get("access_key", ""),
             secret_key=data.get("secret_key", ""),
             kubeconfig=data.get("kubeconfig", ""),
@@ -115,6 +120,9 @@ class ClusterState:
 
     def alive(self) -> list[ProcessRecord]:
         return [p for p in self.processes if is_alive(p)]
+
+    def addon(self, name: str) -> ProcessRecord | None:
+        return next((p for p in self.addons if p.name == name), None)
 
     def env(self, paths: LocalPaths) -> dict[str, str]:
         """Environment for clients: kubectl/kopf via KUBECONFIG, workers via the S3 vars."""
@@ -257,7 +265,8 @@ def up(
     with _locked(paths):
         _preflight(options, paths)
         try:
-            bins = ensure_binaries(paths=paths, build=build, progress=progress)
+            names = [*CLUSTER_COMPONENTS, *(["kueue"] if options.kueue else [])]
+            bins = ensure_binaries(names, paths=paths, build=build, progress=progress)
         except BinaryError as exc:
             raise ClusterError(f"{exc}. Nothing was started.") from exc
         pki = ensure_pki(paths.pki_dir)
@@ -274,6 +283,8 @@ def up(
         starter = _Starter(paths=paths, state=state, progress=progress)
         try:
             _start_all(starter, bins=bins, pki=pki, paths=paths)
+            if options.kueue:
+                _start_kueue(state, paths=paths, pki=pki, build=build, progress=progress)
         except BaseException as exc:
             progress(f"up failed ({exc.__class__.__name__}); stopping what was started")
             for msg in _stop_all(state, paths):
@@ -408,6 +419,81 @@ def _start_all(s: _Starter, *, bins: dict[str, Path], pki: Pki, paths: LocalPath
     _wait_nodes_ready(kube, wanted, records=[agent, *s.state.processes], timeout=timeout)
 
 
+def _start_kueue(
+    state: ClusterState, *, paths: LocalPaths, pki: Pki, build: bool, progress: Progress
+) -> ProcessRecord:
+    from synthloop.local import kueue
+
+    try:
+        record = kueue.start(
+            state.options, paths=paths, pki=pki, server=state.server,
+            kube=KubeClient.from_kubeconfig(paths.kubeconfig), build=build, progress=progress,
+        )
+    except kueue.KueueError as exc:
+        raise ClusterError(f"kueue: {exc}") from exc
+    state.addons = [p for p in state.addons if p.name != kueue.NAME] + [record]
+    state.save(paths.state_file)
+    return record
+
+
+def kueue_up(
+    *,
+    paths: LocalPaths | None = None,
+    gpu_quota: int | None = None,
+    namespace: str | None = None,
+    build: bool = True,
+    progress: Progress = _stderr,
+) -> ClusterState:
+    """Add Kueue to the running cluster, or converge its queues if it already runs (idempotent)."""
+    from synthloop.local import kueue
+
+    paths = paths or LocalPaths.default()
+    with _locked(paths):
+        state = running_state(paths)
+        if state is None:
+            raise ClusterError("no running local cluster; start one with `synthloop local up [--kueue]`")
+        o = state.options
+        o.kueue = True
+        o.kueue_gpu_quota = o.kueue_gpu_quota if gpu_quota is None else gpu_quota
+        o.kueue_namespace = namespace or o.kueue_namespace
+        try:
+            o.validate()
+        except ValueError as exc:
+            raise ClusterError(str(exc)) from exc
+        record = state.addon(kueue.NAME)
+        if record is not None and is_alive(record):
+            try:
+                kueue.ensure_objects(o, KubeClient.from_kubeconfig(paths.kubeconfig))
+            except kueue.KueueError as exc:
+                raise ClusterError(f"kueue: {exc}") from exc
+            progress(f"kueue already running (pid {record.pid}); queues converged")
+        else:
+            _start_kueue(state, paths=paths, pki=ensure_pki(paths.pki_dir), build=build, progress=progress)
+        state.save(paths.state_file)
+    return state
+
+
+def kueue_down(*, paths: LocalPaths | None = None, progress: Progress = _stderr) -> bool:
+    """Stop Kueue only and remove its webhooks; its CRDs and queues stay. True if it was running."""
+    from synthloop.local import kueue
+
+    paths = paths or LocalPaths.default()
+    with _locked(paths):
+        state = ClusterState.load(paths.state_file)
+        record = state.addon(kueue.NAME) if state is not None else None
+        if state is None or record is None:
+            progress("kueue is not running in the local cluster; nothing to stop")
+            return False
+        was_alive = is_alive(record)
+        if state.alive():
+            kueue.remove_webhooks(KubeClient.from_kubeconfig(paths.kubeconfig))
+        progress(stop_process(record))
+        state.addons = [p for p in state.addons if p.name != kueue.NAME]
+        state.options.kueue = False
+        state.save(paths.state_file)
+    return was_alive
+
+
 def _create_bucket(state: ClusterState) -> None:
     from minio import Minio
 
@@ -475,7 +561,8 @@ def _pod_process_records(paths: LocalPaths) -> list[ProcessRecord]:
 
 def _stop_all(state: ClusterState, paths: LocalPaths) -> list[str]:
     by_name = {p.name: p for p in state.processes}
-    order = [by_name[n] for n in STOP_ORDER if n in by_name]
+    order = list(state.addons)  # consumers of everything else
+    order += [by_name[n] for n in STOP_ORDER if n in by_name]
     order += [p for p in state.processes if p.name not in STOP_ORDER]
     messages = [stop_process(p, grace=15.0 if p.name == "node-agent" else 10.0) for p in order]
     for p in _pod_process_records(paths):
@@ -507,11 +594,12 @@ def status(*, paths: LocalPaths | None = None) -> dict[str, Any]:
         return {"running": False, "processes": [], "message": "no local cluster (run `synthloop local up`)"}
     procs: list[dict[str, Any]] = [
         {"name": p.name, "pid": p.pid, "alive": is_alive(p), "log": p.log,
-         "rss_mib": round(rss_bytes(p.pid) / 2**20, 1) if is_alive(p) else 0.0}
-        for p in state.processes
+         "rss_mib": round(rss_bytes(p.pid) / 2**20, 1) if is_alive(p) else 0.0,
+         "addon": p in state.addons}
+        for p in [*state.processes, *state.addons]
     ]
     result: dict[str, Any] = {
-        "running": all(p["alive"] for p in procs) and state.ready,
+        "running": all(p["alive"] for p in procs if not p["addon"]) and state.ready,
         "ready": state.ready,
         "processes": procs,
         "rss_mib": round(sum(p["rss_mib"] for p in procs), 1),

@@ -29,6 +29,7 @@ KWOK_ANNOTATION_VALUE = "fake"
 PORT_FIELDS = (
     "etcd_port", "etcd_peer_port", "apiserver_port", "controller_manager_port",
     "scheduler_port", "minio_port", "minio_console_port", "kubelet_port",
+    "kueue_webhook_port", "kueue_health_port", "kueue_metrics_port",
 )
 
 
@@ -44,6 +45,9 @@ class ClusterOptions:
     minio_port: int = 29000
     minio_console_port: int = 29001
     kubelet_port: int = 20250  # node agent's kubelet API (container logs)
+    kueue_webhook_port: int = 29443  # the apiserver calls Kueue's webhooks here
+    kueue_health_port: int = 28081
+    kueue_metrics_port: int = 28443
     kwok_nodes: int = 2
     kwok_cpu_nodes: int = 1
     kwok_job_seconds: float = 1.0  # delay before KWOK marks a Job pod Succeeded
@@ -52,6 +56,10 @@ class ClusterOptions:
     gpu_labels: dict[str, str] = field(default_factory=lambda: dict(DGX_H100_LABELS))
     bucket: str = "synthloop"
     ready_timeout: float = 120.0
+    # Kueue (`up --kueue`, or `local kueue up` on a running cluster)
+    kueue: bool = False
+    kueue_gpu_quota: int = 8  # nominal nvidia.com/gpu quota of the ClusterQueue
+    kueue_namespace: str = "synthloop-demo"  # where the LocalQueue is created
 
     def ports(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in PORT_FIELDS}
@@ -72,6 +80,8 @@ class ClusterOptions:
         for name in ("kwok_nodes", "kwok_cpu_nodes", "dgx_process_nodes", "cpu_process_nodes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if self.kueue_gpu_quota < 0:
+            raise ValueError(f"--kueue-gpu-quota must be >= 0, got {self.kueue_gpu_quota}")
         if self.kwok_job_seconds < 0:
             raise ValueError(f"--kwok-job-seconds must be >= 0, got {self.kwok_job_seconds}")
 

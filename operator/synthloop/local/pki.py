@@ -180,3 +180,34 @@ def ensure_pki(directory: Path) -> Pki:
         )
     )
     return pki
+
+
+def ensure_leaf(
+    pki: Pki,
+    name: str,
+    *,
+    common_name: str,
+    organisations: tuple[str, ...] = (),
+    server: bool = False,
+) -> tuple[Path, Path]:
+    """A cert/key pair signed by the existing CA, made once (for components added later, e.g. Kueue).
+
+    Unlike ``ensure_pki`` this never touches the CA, so it is safe while a cluster runs on it.
+    A server cert is valid for ``127.0.0.1`` and ``localhost``: the apiserver calls loopback URLs.
+    """
+    cert_path, key_path = pki.cert(name), pki.key(name)
+    if cert_path.exists() and key_path.exists():
+        return cert_path, key_path
+    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError(f"{pki.ca_key} is not the EC key ensure_pki writes")
+    key = _key()
+    sans: list[x509.GeneralName] | None = None
+    if server:
+        sans = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+    cert = _sign(ca_cert, ca_key, _name(common_name, organisations), key, usages=[usage], sans=sans)
+    _write_key(key_path, key)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path
