@@ -103,7 +103,7 @@ def test_pretrain_reward_align_eval_on_minio(local_cluster: Any, s3_env: dict[st
                                {"type": "sft", "lr": 3e-3, "globalBatchSize": 8},
                                {"type": "dpo", "lr": 1e-3, "beta": 0.1, "globalBatchSize": 8},
                                {"type": "rpo", "lr": 1e-3, "beta": 0.1, "iterations": 2,
-                                "globalBatchSize": 8}]}), s3_env)
+                                "reference": "previous", "globalBatchSize": 8}]}), s3_env)
     m = verify_manifest(store, al)
     assert m.metrics["stage.1-dpo.margin_after"] > m.metrics["stage.1-dpo.margin_before"]
     for stage in ("0-sft", "1-dpo", "2-rpo-1", "2-rpo-2"):

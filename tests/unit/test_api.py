@@ -57,7 +57,7 @@ def test_round_trip_keeps_the_wire_form() -> None:
 
 def test_defaults_apply() -> None:
     sr = SynthRound.model_validate(
-        {"spec": {"generator": {"model": {"promoted": "interm-1"}}}}
+        {"spec": {"generator": {"model": {"promoted": "interm-1"}}, "prompts": {"math": 1}}}
     )
     assert sr.spec.generator.backend == "vllm"
     assert sr.spec.resources.profile == "dgx-h100" and sr.spec.resources.gpus_per_node == 8

@@ -206,10 +206,8 @@ def test_synth_params_validate_with_the_synth_worker_model() -> None:
 
 
 def test_training_params_validate_with_each_worker_model() -> None:
-    from synthloop.workers.align.params import AlignParams
-    from synthloop.workers.evaluate.params import EvalParams
-    from synthloop.workers.pretrain.params import PretrainParams
-    from synthloop.workers.reward.params import RewardParams
+    from synthloop.api.v1alpha1.reward import AttributeWeights
+    from synthloop.api.worker import AlignParams, EvalParams, PretrainParams, RewardParams
 
     _, (pre,) = pretrain_768()
     p = PretrainParams.model_validate(pre.params)
@@ -221,7 +219,8 @@ def test_training_params_validate_with_each_worker_model() -> None:
     assert RewardParams.model_validate(rplan.params).weights.correctness == 0.74
     assert rplan.inputs == {"model": "m", "data": "d", "preference": "p"}
     ev = eval_stage(rw.spec.evaluation, prefix=PREFIX, stage="eval", model="s3://x/model/",
-                    inputs={"preference": "s3://b/pairs.jsonl"}, gpus=8, reward_weights={"helpfulness": 1.0})
+                    inputs={"preference": "s3://b/pairs.jsonl"}, gpus=8,
+                    reward_weights=AttributeWeights(helpfulness=1.0))
     evp = EvalParams.model_validate(ev.params)
     assert evp.suites[0].tasks == ["s3://b/pairs.jsonl"]  # the held-out pairs fill preferenceAccuracy
 

@@ -124,10 +124,10 @@ def test_one_stage_per_job_with_a_synthround_data_prefix(tmp_path: Path, base: P
 def test_stage_lists_the_worker_cannot_run(tmp_path: Path, base: Path) -> None:
     from pydantic import ValidationError
 
-    from synthloop.workers.align.params import AlignParams
+    from synthloop.api.worker import AlignParams
     from synthloop.workers.align.worker import StagePlanError, run
 
-    with pytest.raises(ValidationError, match="dpo stage: beta is required"):
+    with pytest.raises(ValidationError, match="dpo and rpo stages need beta"):
         AlignParams.model_validate({"stages": [{"type": "dpo"}]})
     with pytest.raises(ValidationError, match="stages"):
         AlignParams.model_validate({"stages": []})
@@ -135,7 +135,8 @@ def test_stage_lists_the_worker_cannot_run(tmp_path: Path, base: Path) -> None:
         AlignParams.model_validate({"stages": [{"type": "ppo"}]})
     pref = write_jsonl(tmp_path / "p.jsonl", preference_rows(n=4, rewards=False))
     cases = [({"stages": [{"type": "sft"}]}, {}, "needs an 'sft' input"),
-             ({"stages": [{"type": "rpo", "beta": 0.1}]}, {"preference": pref}, "rpo stages need rewards")]
+             ({"stages": [{"type": "rpo", "beta": 0.1, "reference": "previous"}]}, {"preference": pref},
+                  "rpo stages need rewards")]
     for params, inputs, msg in cases:
         with pytest.raises(StagePlanError, match=msg):
             run(WorkerConfig(task="align", output=f"file://{tmp_path}/o/", workdir=str(tmp_path / "w"),

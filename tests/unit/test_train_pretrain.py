@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from synthloop.api.worker import WorkerConfig
-from synthloop.workers.pretrain.params import PretrainParams
+from synthloop.api.worker import PretrainParams, WorkerConfig
 from synthloop.workers.training.distributed import DistEnv, deepspeed_config
 from synthloop.workers.training.schedule import PhaseSpec, RampStage, batch_size_at, lr_at, plan
 
@@ -91,7 +90,7 @@ def test_missing_checkpoint_and_bad_params_fail_clearly(tmp_path: Path) -> None:
         run(cfg(tmp_path, "x", "wx", params(),
                 resume_from=f"file://{tmp_path}/x/checkpoints/step-5/"))
     assert not (tmp_path / "x" / "manifest.json").exists()
-    with pytest.raises(ValueError, match="unknown model preset 'gpt-9'"):
+    with pytest.raises(ValueError, match="preset"):
         run(cfg(tmp_path, "d", "wd", params(model={"preset": "gpt-9"})))
     bad_blend = params()
     bad_blend["phases"][0]["blend"] = [{"source": "klingon", "weight": 1}]

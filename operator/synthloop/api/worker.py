@@ -2,7 +2,8 @@
 
 Kept in ``api`` because it is the contract between the two halves of the system: builders
 produce it (as a JSON env var) and ``synthloop-worker`` consumes it. Task-specific parameters
-travel in ``params`` and are validated by each worker's own params model.
+travel in ``params``; each task's params model below is made of the API's own types (the
+settings mixins of ``api/v1alpha1``), so a setting is declared once, for the CRD and the pod.
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from synthloop.api.v1alpha1.align import AlignJobSpec, AlignSettings, Stage
+from synthloop.api.v1alpha1.common import EvalSettings, EvalSuite, Evaluation
+from synthloop.api.v1alpha1.pretrain import PretrainJobSpec, PretrainSettings
+from synthloop.api.v1alpha1.reward import AttributeWeights, RewardSettings, RewardTrainSpec
 
 CONFIG_ENV = "SYNTHLOOP_WORKER_CONFIG"
 TASKS = ("synth", "synth-merge", "pretrain", "reward-train", "align", "eval")
@@ -36,6 +42,9 @@ class WorkerConfig(BaseModel):
     uid: str = ""
     output: str
     inputs: dict[str, str] = Field(default_factory=dict)
+    # Expected sha256 of input objects by URI, as their producers recorded them: every download
+    # of one of these is checked, and a mismatch fails the run (the object was corrupted).
+    checksums: dict[str, str] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict)
     shard_index: int = Field(default_factory=lambda: _env_int("JOB_COMPLETION_INDEX", 0), ge=0)
     num_shards: int = Field(default=1, ge=1)
@@ -81,3 +90,58 @@ def load_worker_config(source: str | None = None) -> WorkerConfig:
     if "JOB_COMPLETION_INDEX" in os.environ:
         data["shard_index"] = _env_int("JOB_COMPLETION_INDEX", 0)
     return WorkerConfig.model_validate(data)
+
+
+class PretrainParams(PretrainSettings):
+    """``params`` of a ``pretrain`` Job: the spec's pretraining settings."""
+
+    @classmethod
+    def of(cls, spec: PretrainJobSpec) -> PretrainParams:
+        return cls.model_validate(spec.model_dump(include=set(PretrainSettings.model_fields)))
+
+
+class RewardParams(RewardSettings):
+    """``params`` of a ``reward-train`` Job: the spec's reward settings."""
+
+    @classmethod
+    def of(cls, spec: RewardTrainSpec) -> RewardParams:
+        return cls.model_validate(spec.model_dump(include=set(RewardSettings.model_fields)))
+
+
+class AlignParams(AlignSettings):
+    """``params`` of an ``align`` Job: one stage of the spec (RPO iterations inside it)."""
+
+    stages: list[Stage] = Field(min_length=1, max_length=16, description="The stages this Job runs, in order.")
+
+    @classmethod
+    def of(cls, spec: AlignJobSpec, stage: Stage) -> AlignParams:
+        settings = spec.model_dump(include=set(AlignSettings.model_fields))
+        return cls.model_validate({**settings, "stages": [stage.model_dump()]})
+
+
+class EvalParams(EvalSettings):
+    """``params`` of an ``eval`` Job: the suites (gates stay with the operator, which promotes)."""
+
+    suites: list[EvalSuite] = Field(min_length=1, description="The spec's evaluation suites.")
+    seed: int = Field(default=0, ge=0, description="Seed of sampled prompts and few-shot examples.")
+    reward_weights: dict[str, float] | None = Field(
+        default=None, description="Attribute weights of the scalar reward (default: the reward model's own)."
+    )
+
+    @classmethod
+    def of(cls, evaluation: Evaluation, *, seed: int = 0, preference_uri: str | None = None,
+           reward_weights: AttributeWeights | None = None) -> EvalParams:
+        """A ``preferenceAccuracy`` suite without tasks scores the run's own held-out pairs
+        (``preference_uri``, a RewardTrain's ``preferenceData``)."""
+        suites = [s.model_copy(update={"tasks": [preference_uri]})
+                  if s.type == "preferenceAccuracy" and not s.tasks and preference_uri else s
+                  for s in evaluation.suites]
+        settings = evaluation.model_dump(include=set(EvalSettings.model_fields))
+        weights = reward_weights.model_dump() if reward_weights is not None else None
+        return cls.model_validate({**settings, "suites": [s.model_dump() for s in suites], "seed": seed,
+                                   "reward_weights": weights})
+
+
+TASK_PARAMS: dict[str, type[BaseModel]] = {
+    "pretrain": PretrainParams, "reward-train": RewardParams, "align": AlignParams, "eval": EvalParams,
+}

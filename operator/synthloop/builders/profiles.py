@@ -41,6 +41,8 @@ class HardwareProfile(_Model):
     tolerations: list[Toleration] = Field(default_factory=list)
     gpu_resource: str = "nvidia.com/gpu"
     gpus_per_node: int = Field(default=8, ge=0)
+    # Memory of one GPU; the operator's capacity check refuses runs that cannot fit (None: no check).
+    gpu_memory_gib: float | None = Field(default=None, gt=0)
     shm_size: str = "64Gi"
     env: dict[str, str] = Field(default_factory=dict)
     rdma: Rdma | None = None
@@ -71,6 +73,7 @@ DGX_H100 = HardwareProfile(
     tolerations=[Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")],
     gpu_resource="nvidia.com/gpu",
     gpus_per_node=8,
+    gpu_memory_gib=80,
     shm_size="64Gi",
     env={"NCCL_SOCKET_IFNAME": "eth0", "NCCL_DEBUG": "WARN", "TORCH_NCCL_ASYNC_ERROR_HANDLING": "1"},
     rdma=Rdma(resource="rdma/rdma_shared_device_a", count=1,

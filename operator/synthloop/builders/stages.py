@@ -14,12 +14,12 @@ from typing import Any
 from synthloop.api.v1alpha1.align import AlignJobSpec
 from synthloop.api.v1alpha1.common import Evaluation, Resources
 from synthloop.api.v1alpha1.pretrain import PretrainJobSpec
-from synthloop.api.v1alpha1.reward import RewardTrainSpec
+from synthloop.api.v1alpha1.reward import AttributeWeights, RewardTrainSpec
 from synthloop.api.v1alpha1.synth import SynthRoundSpec
-from synthloop.api.worker import WorkerConfig
+from synthloop.api.worker import AlignParams, EvalParams, PretrainParams, RewardParams, WorkerConfig
 from synthloop.artifacts.uris import join
-from synthloop.builders import params as P
 from synthloop.builders.jobs import JobRequest, Owner
+from synthloop.builders.synthparams import synth_params
 
 TRAINING_TASKS = frozenset({"pretrain", "reward-train", "align"})
 
@@ -61,7 +61,7 @@ def synth_stages(spec: SynthRoundSpec, *, prefix: str, inputs: dict[str, str]) -
     reads the shards' directory, so both stages are given the same output.
     """
     out = stage_prefix(prefix, "synth")
-    params = P.synth_params(spec)
+    params = synth_params(spec)
     gpus = spec.resources.gpus_per_node
     ins = _only(inputs, "model", "reward_model", "documents")
     shard_manifests = tuple(join(out, "shards", f"{i:05d}") + "/" for i in range(spec.shards))
@@ -83,7 +83,7 @@ def _training(stage: str, task: str, *, prefix: str, inputs: dict[str, str], par
 def pretrain_stages(spec: PretrainJobSpec, *, prefix: str, inputs: dict[str, str]) -> list[StagePlan]:
     res = spec.resources
     return [_training("pretrain", "pretrain", prefix=prefix, inputs=_only(inputs, "tokenizer", "data"),
-                      params=P.pretrain_params(spec), nodes=res.nodes, gpus=res.gpus_per_node,
+                      params=PretrainParams.of(spec).wire(), nodes=res.nodes, gpus=res.gpus_per_node,
                       resume=spec.checkpoint.resume)]
 
 
@@ -91,7 +91,7 @@ def reward_stages(spec: RewardTrainSpec, *, prefix: str, inputs: dict[str, str])
     res = spec.resources
     return [_training("reward-train", "reward-train", prefix=prefix,
                       inputs=_only(inputs, "model", "data", "preference"),
-                      params=P.reward_params(spec), nodes=res.nodes, gpus=res.gpus_per_node, resume=True)]
+                      params=RewardParams.of(spec).wire(), nodes=res.nodes, gpus=res.gpus_per_node, resume=True)]
 
 
 def align_stages(spec: AlignJobSpec, *, prefix: str, inputs: dict[str, str]) -> list[StagePlan]:
@@ -105,7 +105,7 @@ def align_stages(spec: AlignJobSpec, *, prefix: str, inputs: dict[str, str]) -> 
         if "model" in inputs:
             ins["base_model"] = inputs["model"]
         plan = _training(f"{stage.type}-{i}", "align", prefix=prefix, inputs=ins,
-                         params=P.align_stage_params(spec, stage), nodes=res.nodes,
+                         params=AlignParams.of(spec, stage).wire(), nodes=res.nodes,
                          gpus=res.gpus_per_node, resume=True)
         plans.append(plan)
         model = plan.model_uri
@@ -113,12 +113,13 @@ def align_stages(spec: AlignJobSpec, *, prefix: str, inputs: dict[str, str]) -> 
 
 
 def eval_stage(evaluation: Evaluation, *, prefix: str, stage: str, model: str, inputs: dict[str, str],
-               gpus: int, reward_weights: dict[str, float] | None = None) -> StagePlan:
+               gpus: int, reward_weights: AttributeWeights | None = None, seed: int = 0) -> StagePlan:
     """An evaluation of ``model``: ``eval`` for the trained one, ``eval-parent``/``eval-baseline-N``
     for a reference model whose metrics are not known yet."""
     out = stage_prefix(prefix, stage)
     ins = {"model": model, **_only(inputs, "reward_model", "baseline_model", "preference", "tasks")}
-    params = P.eval_params(evaluation, preference_uri=inputs.get("preference"), reward_weights=reward_weights)
+    params = EvalParams.of(evaluation, seed=seed, preference_uri=inputs.get("preference"),
+                           reward_weights=reward_weights).wire()
     return StagePlan(stage=stage, task="eval", output=out, manifests=(out,), inputs=ins,
                      params=params, pods=1, gpus_per_pod=gpus)
 

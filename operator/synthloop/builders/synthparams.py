@@ -1,17 +1,15 @@
-"""Worker ``params`` from a CR spec: the task-specific half of each worker config.
+"""The synth worker's ``params`` from a SynthRound spec (the one kind not yet on API-typed params).
 
-The operator copies spec fields (camelCase, as on the wire) into the shape each worker's own
-params model validates, so a field the worker does not know is caught by its model, not here.
+The pretrain, reward, align and eval workers read the API's own models (``api/worker.py``).
+The synth pipeline still has its own params shape (families by name, quality knobs), so the
+spec is mapped here, once; ``tests/unit/test_settings_source.py`` checks the mapping keeps
+every spec field.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from synthloop.api.v1alpha1.align import AlignJobSpec, Stage
-from synthloop.api.v1alpha1.common import Evaluation
-from synthloop.api.v1alpha1.pretrain import PretrainJobSpec
-from synthloop.api.v1alpha1.reward import RewardTrainSpec
 from synthloop.api.v1alpha1.synth import SynthRoundSpec
 
 TOPIC_FAMILIES = ("openQA", "writing", "closedQA", "instructionFollowing", "twoTurn")
@@ -31,6 +29,8 @@ def synth_params(spec: SynthRoundSpec) -> dict[str, Any]:
     }
     if gen.endpoint:
         generator["endpoint"] = gen.endpoint
+    if gen.quantization:
+        generator["quantization"] = gen.quantization
     prompts = spec.prompts.wire()
     families: dict[str, Any] = {}
     for family in TOPIC_FAMILIES + KEYWORD_FAMILIES:
@@ -65,45 +65,3 @@ def synth_params(spec: SynthRoundSpec) -> dict[str, Any]:
         "shards": spec.shards,
         "seed": spec.seed,
     }
-
-
-def pretrain_params(spec: PretrainJobSpec) -> dict[str, Any]:
-    wire = spec.wire()
-    out: dict[str, Any] = {k: wire[k] for k in ("model", "tokenizer", "phases", "batchRamp", "parallelism", "checkpoint", "seed") if k in wire}
-    # The tokenizer source is an input (resolved to a URI), not a param.
-    if isinstance(out.get("tokenizer"), dict):
-        out["tokenizer"] = {k: v for k, v in out["tokenizer"].items() if k != "source"}
-    return out
-
-
-def reward_params(spec: RewardTrainSpec) -> dict[str, Any]:
-    wire = spec.wire()
-    return {"weights": wire["weights"], "training": wire["training"]}
-
-
-def align_stage_params(spec: AlignJobSpec, stage: Stage) -> dict[str, Any]:
-    """One Job per stage: the worker gets a one-element ``stages`` list (RPO iterations inside)."""
-    return {"stages": [stage.wire()], "seed": spec.seed}
-
-
-def eval_params(
-    evaluation: Evaluation,
-    *,
-    preference_uri: str | None = None,
-    reward_weights: dict[str, float] | None = None,
-) -> dict[str, Any]:
-    """The suites to run (gates stay with the operator: it decides promotion).
-
-    A ``preferenceAccuracy`` suite without tasks scores the run's own held-out pairs
-    (``preference_uri``, a RewardTrain's ``preferenceData``).
-    """
-    suites = []
-    for suite in evaluation.suites:
-        wire = suite.wire()
-        if suite.type == "preferenceAccuracy" and not suite.tasks and preference_uri:
-            wire["tasks"] = [preference_uri]
-        suites.append(wire)
-    out: dict[str, Any] = {"suites": suites}
-    if reward_weights:
-        out["rewardWeights"] = dict(reward_weights)
-    return out

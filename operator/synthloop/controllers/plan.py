@@ -7,7 +7,7 @@ from typing import Any
 from synthloop.api.v1alpha1.align import AlignJobSpec
 from synthloop.api.v1alpha1.common import Evaluation, Source
 from synthloop.api.v1alpha1.pretrain import PretrainJobSpec
-from synthloop.api.v1alpha1.reward import RewardTrainSpec
+from synthloop.api.v1alpha1.reward import AttributeWeights, RewardTrainSpec
 from synthloop.api.v1alpha1.synth import SynthRoundSpec
 from synthloop.builders import stages as S
 from synthloop.builders.stages import StagePlan
@@ -22,7 +22,7 @@ def input_sources(kind: str, spec: Any) -> list[tuple[str, Source]]:
                  ("documents", spec.prompts.documents)]
     elif kind == "PretrainJob":
         assert isinstance(spec, PretrainJobSpec)
-        pairs = [("tokenizer", spec.tokenizer.source)]
+        pairs = [("tokenizer", spec.tokenizer.source), ("data", spec.data)]
     elif kind == "RewardTrain":
         assert isinstance(spec, RewardTrainSpec)
         pairs = [("model", spec.base_model), ("data", spec.data), ("preference", spec.preference_data)]
@@ -54,9 +54,9 @@ def evaluation_of(kind: str, spec: Any) -> Evaluation | None:
     return ev
 
 
-def reward_weights(kind: str, spec: Any) -> dict[str, float] | None:
+def reward_weights(kind: str, spec: Any) -> AttributeWeights | None:
     """A RewardTrain's attribute weights: its preference accuracy uses its own scalar reward."""
     if kind == "RewardTrain":
         assert isinstance(spec, RewardTrainSpec)
-        return {k: float(v) for k, v in spec.weights.wire().items()}
+        return spec.weights
     return None

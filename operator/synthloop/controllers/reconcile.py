@@ -36,6 +36,7 @@ from synthloop.builders.stages import StagePlan, eval_stage, job_request
 from synthloop.controllers import conditions as C
 from synthloop.controllers import kueue
 from synthloop.controllers import reasons as R
+from synthloop.controllers.admission import first_pass_problems
 from synthloop.controllers.config import OperatorConfig
 from synthloop.controllers.gates import evaluate_gates
 from synthloop.controllers.kube import Cluster
@@ -254,6 +255,10 @@ class _Pass:
         except KeyError as exc:
             raise self.fail(R.PROFILE_MISSING, f"spec.resources.profile: {exc.args[0]}") from None
         lookup = Lookup(self.cluster, self.namespace)
+        problems = first_pass_problems(self.kind, spec, profile, lookup=lookup,
+                                       secret_exists=lambda n: self.cluster.secret_exists(self.namespace, n))
+        if problems:
+            raise self.fail(R.INVALID_SPEC, f"{self.kind} {self.name!r} cannot run: " + "; ".join(problems))
         cycle = find_cycle(self.kind, self.name, self.body.get("spec") or {}, lookup)
         if cycle:
             raise self.fail(R.REF_CYCLE, "reference cycle: " + " -> ".join(cycle))

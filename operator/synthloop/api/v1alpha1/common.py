@@ -25,9 +25,30 @@ Phase = Literal[
 DNS_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
-def cel(rule: str, message: str) -> dict[str, Any]:
-    """One ``x-kubernetes-validations`` entry (a CEL rule checked by the apiserver)."""
-    return {"rule": rule, "message": message}
+def cel(rule: str, message: str, *, field_path: str | None = None) -> dict[str, Any]:
+    """One ``x-kubernetes-validations`` entry (a CEL rule checked by the apiserver).
+
+    ``field_path`` (e.g. ``.data.fromRef.kind``) is the field the apiserver names in its error.
+    """
+    entry = {"rule": rule, "message": message}
+    if field_path:
+        entry["fieldPath"] = field_path
+    return entry
+
+
+def cel_list(values: tuple[str, ...] | list[str]) -> str:
+    """A CEL list literal of strings: ``['a', 'b']``."""
+    return "[" + ", ".join(f"'{v}'" for v in values) + "]"
+
+
+def ref_kind_rule(field: str, kinds: tuple[str, ...], *, optional: bool, what: str) -> dict[str, Any]:
+    """A rule that ``<field>.fromRef.kind`` names a kind that produces what the field needs."""
+    guard = f"!has(self.{field}) || " if optional else ""
+    return cel(
+        f"{guard}!has(self.{field}.fromRef) || self.{field}.fromRef.kind in {cel_list(kinds)}",
+        f"{field}.fromRef.kind must be {' or '.join(kinds)}: {what}",
+        field_path=f".{field}",
+    )
 
 
 class Model(BaseModel):
@@ -175,26 +196,69 @@ class Gate(Model):
     )
 
 
+def _task_rules() -> Any:  # JSON for json_schema_extra
+    """Per suite type: every task is a built-in name from the catalog or a JSONL file URI."""
+    from synthloop import catalog
+
+    rules = []
+    for suite_type, names in catalog.EVAL_TASKS.items():
+        files = " || ".join(f"t.startsWith('{s}')" for s in catalog.URI_SCHEMES)
+        builtin = f"t in {cel_list(names)} || " if names else ""
+        expected = (f"one of {', '.join(names)}, or " if names else "") + "an s3:// or file:// JSONL file"
+        rules.append(cel(
+            f"self.type != '{suite_type}' || !has(self.tasks) || self.tasks.all(t, {builtin}{files})",
+            f"tasks: a {suite_type} task must be {expected}",
+            field_path=".tasks",
+        ))
+    return rules
+
+
 class EvalSuite(Model):
     """One evaluation: multiple-choice log-likelihood, IFEval-style, or reward-model win rate."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _task_rules()})
 
     type: Literal["multipleChoice", "ifeval", "rewardWinRate", "preferenceAccuracy"] = Field(
         description="multipleChoice (k-shot log-likelihood), ifeval (verifiable instructions), "
         "rewardWinRate (against the parent) or preferenceAccuracy (reward models)."
     )
-    tasks: list[str] = Field(
-        default_factory=list,
-        description="Built-in task names or s3:// JSONL task files (multipleChoice, ifeval).",
+    tasks: list[Annotated[str, Field(max_length=512)]] = Field(
+        default_factory=list, max_length=64,
+        description="Built-in task names (multipleChoice: arithmetic, colors; ifeval: synthetic; "
+        "rewardWinRate: arithmetic) or s3:// / file:// JSONL task files. Empty: the built-in ones.",
     )
     k_shot: int = Field(default=0, ge=0, le=25, description="Few-shot examples per question.")
     limit: int | None = Field(default=None, ge=1, description="Evaluate at most this many samples per task.")
 
 
-class Evaluation(Model):
+class EvalSettings(Model):
+    """How the eval worker generates (the same fields on the spec and in the pod)."""
+
+    max_new_tokens: int = Field(default=64, ge=1, le=32768, description="Most tokens generated per answer.")
+    batch_size: int = Field(default=8, ge=1, le=4096, description="Prompts per generation batch.")
+
+
+class Evaluation(EvalSettings):
     """The evaluation that runs after training and the gates that decide promotion."""
 
     suites: list[EvalSuite] = Field(default_factory=list, max_length=32, description="Evaluations to run.")
     gates: list[Gate] = Field(default_factory=list, max_length=32, description="All must pass for promotion.")
+
+    @model_validator(mode="after")
+    def _gates_on_produced_metrics(self) -> Evaluation:
+        """A gate on a metric no suite writes could never pass: refuse it now, not after training."""
+        from synthloop import catalog
+
+        produced = catalog.produced_metrics((s.type, s.tasks) for s in self.suites)
+        if produced is None:  # a suite type the catalog does not know yet: its metrics are unknown
+            return self
+        for i, gate in enumerate(self.gates):
+            if gate.metric not in produced:
+                have = ", ".join(sorted(produced)) or "none (no suites)"
+                raise ValueError(
+                    f"gates[{i}].metric: no suite produces {gate.metric!r}; the suites produce: {have}"
+                )
+        return self
 
 
 class Promotion(Model):

@@ -24,7 +24,8 @@ from typing import Any
 
 import torch
 
-from synthloop.api.worker import WorkerConfig
+from synthloop.api.v1alpha1.align import Stage
+from synthloop.api.worker import AlignParams, WorkerConfig
 from synthloop.artifacts.manifest import (
     ArtifactRef,
     Manifest,
@@ -35,7 +36,6 @@ from synthloop.artifacts.manifest import (
 from synthloop.artifacts.store import open_store
 from synthloop.models.chat import encode_conversation, pad_batch
 from synthloop.models.io import save_model
-from synthloop.workers.align.params import AlignParams, Stage
 from synthloop.workers.training.data import (
     PreferencePair,
     batches,

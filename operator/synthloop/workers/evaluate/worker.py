@@ -13,9 +13,9 @@ import random
 from pathlib import PurePosixPath
 from typing import Any
 
-from synthloop.api.worker import WorkerConfig
+from synthloop.api.v1alpha1.common import EvalSuite
+from synthloop.api.worker import EvalParams, WorkerConfig
 from synthloop.artifacts.store import open_store
-from synthloop.workers.evaluate.params import EvalParams, EvalSuite
 from synthloop.workers.evaluation import ifeval, multiple_choice
 from synthloop.workers.evaluation.generation import generate
 from synthloop.workers.training.corpus import arithmetic_problem

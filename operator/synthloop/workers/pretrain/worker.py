@@ -17,13 +17,13 @@ from typing import Any
 
 import torch
 
-from synthloop.api.worker import WorkerConfig
+from synthloop.api.v1alpha1.pretrain import Architecture
+from synthloop.api.worker import PretrainParams, WorkerConfig
 from synthloop.artifacts.store import open_store
 from synthloop.models.build import build_model, dims_from_config, tokenizer_matches
 from synthloop.models.io import save_model
 from synthloop.models.presets import ModelDims, get_preset
 from synthloop.models.tokenizer import train_tokenizer
-from synthloop.workers.pretrain.params import Architecture, PretrainParams
 from synthloop.workers.training.blend import BlendData, documents_from_text
 from synthloop.workers.training.checkpoint import CheckpointError, Checkpoints
 from synthloop.workers.training.distributed import DistEnv, deepspeed_available, deepspeed_config
@@ -135,6 +135,8 @@ def run(config: WorkerConfig, *, stop_after_step: int | None = None) -> int:
             world_size=env.world_size, zero_stage=params.parallelism.zero_stage, bf16=True,
             grad_clip=params.grad_clip, tensor=params.parallelism.tensor,
         )
+    if params.parallelism.activation_checkpointing:
+        model.gradient_checkpointing_enable()  # what the operator's capacity check assumed
     engine = Engine(model, lr=params.phases[0].lr, weight_decay=params.weight_decay,
                     grad_clip=params.grad_clip, env=env, ds_config=ds_cfg)
     if engine.ds_engine is not None and ds_resume_dir is not None:

@@ -17,12 +17,11 @@ from typing import Any
 
 import torch
 
-from synthloop.api.worker import WorkerConfig
+from synthloop.api.worker import RewardParams, WorkerConfig
 from synthloop.artifacts.store import open_store
 from synthloop.models.chat import pad_batch
 from synthloop.models.io import save_model
 from synthloop.models.reward import ATTRIBUTES, build_reward_model, encode_for_reward
-from synthloop.workers.reward.params import RewardParams
 from synthloop.workers.training.data import (
     PreferencePair,
     Rating,

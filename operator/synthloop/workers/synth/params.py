@@ -35,6 +35,8 @@ class GeneratorParams(_Params):
     #: Env var holding the bearer token for ``endpoint`` (never the token itself).
     api_key_env: str = "OPENAI_API_KEY"
     tensor_parallel: int = Field(default=1, ge=1)
+    #: vLLM weight quantization (``fp8``: half the bytes of bf16 weights).
+    quantization: Literal["fp8"] | None = None
     max_tokens: int = Field(default=256, ge=1)
     temperature: float = Field(default=0.7, ge=0.0)
     top_p: float = Field(default=0.95, gt=0.0, le=1.0)

@@ -38,8 +38,9 @@ def make_backend(
     if params.backend == "vllm":
         from synthloop.workers.synth.backends.vllm_backend import VLLMBackend
 
+        quant = {"quantization": params.quantization} if params.quantization else {}  # vLLM's FP8 weights
         return VLLMBackend(model=model, tensor_parallel=params.tensor_parallel, store=store,
-                           cache_dir=cache_dir, dtype=params.dtype)
+                           cache_dir=cache_dir, dtype=params.dtype, **quant)
     from synthloop.workers.synth.backends.transformers_backend import TransformersBackend
 
     return TransformersBackend(model=model, batch_size=params.batch_size, store=store,
