@@ -14,17 +14,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from synthloop.api.v1alpha1.reward import ATTRIBUTES as API_ATTRIBUTES
+from synthloop.api.v1alpha1.reward import DEFAULT_WEIGHTS as API_DEFAULT_WEIGHTS
 from synthloop.models.chat import encode_conversation, pad_batch
 
 if TYPE_CHECKING:
     from synthloop.artifacts.store import ArtifactStore
 
-ATTRIBUTES: tuple[str, ...] = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
-#: The HelpSteer2 paper's weights for Nemotron-4-340B-Reward on RewardBench.
-DEFAULT_WEIGHTS: dict[str, float] = {
-    "helpfulness": 0.3, "correctness": 0.74, "coherence": 0.46, "complexity": 0.47,
-    "verbosity": -0.33,
-}
+#: The attributes and the model card's default weights: one source, the API (RewardTrain's defaults).
+ATTRIBUTES: tuple[str, ...] = API_ATTRIBUTES
+DEFAULT_WEIGHTS: dict[str, float] = dict(API_DEFAULT_WEIGHTS)
 CONFIG_KEY = "synthloop_reward"
 Conversation = Sequence[Mapping[str, str]]
 
