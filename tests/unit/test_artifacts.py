@@ -41,9 +41,17 @@ def test_manifest_round_trip_and_tamper_detection(tmp_path: Path) -> None:
     write_manifest(store, prefix, Manifest(task="synth", outputs=[ArtifactRef.of(out, role="sft")]))
     assert verify_manifest(store, prefix).output("sft").sha256 == out.sha256
 
-    (tmp_path / "run" / "data.jsonl").write_bytes(b'{"a": 2}\n')  # same size, other content
+    # Rewritten through a store (a new upload: new recorded sha256, same size): caught by HEAD.
+    store.put_bytes(join(prefix, "data.jsonl"), b'{"a": 3}\n')
     with pytest.raises(ManifestError, match="sha256 does not match"):
         verify_manifest(store, prefix)
+    store.put_bytes(join(prefix, "data.jsonl"), b'{"a": 1}\n')
+    verify_manifest(store, prefix)
+    # Flipped in place (metadata intact, same size): only reading the bytes can tell.
+    (tmp_path / "run" / "data.jsonl").write_bytes(b'{"a": 2}\n')
+    verify_manifest(store, prefix)
+    with pytest.raises(ManifestError, match="content sha256 does not match"):
+        verify_manifest(store, prefix, download=True)
     (tmp_path / "run" / "data.jsonl").unlink()
     with pytest.raises(ManifestError, match="missing"):
         verify_manifest(store, prefix)

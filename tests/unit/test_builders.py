@@ -14,10 +14,12 @@ from synthloop.api.worker import WorkerConfig
 from synthloop.builders.jobs import (
     JOB_LABEL,
     KUEUE_QUEUE_LABEL,
+    WORKER_UID,
     Owner,
     Platform,
     build_job,
     build_service,
+    rendezvous_port,
 )
 from synthloop.builders.names import OWNER_UID_LABEL, child_name, job_name
 from synthloop.builders.profiles import BUILTIN, ProfileError, parse_profiles
@@ -68,7 +70,7 @@ def test_pretrain_job_schedules_one_pod_per_dgx_node_with_gpus_shm_and_ranks() -
     job = build(plan, kind="PretrainJob", resources=cr.spec.resources)
     spec = job["spec"]
     assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 768, 768)
-    assert spec["backoffLimit"] == 3
+    assert spec["backoffLimit"] == 0  # a gang: the operator's attempts retry it as a whole
     pod = spec["template"]["spec"]
     terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     exprs = {e["key"]: (e["operator"], e["values"]) for e in terms[0]["matchExpressions"]}
@@ -91,9 +93,13 @@ def test_pretrain_job_schedules_one_pod_per_dgx_node_with_gpus_shm_and_ranks() -
     name = job["metadata"]["name"]
     assert env["MASTER_ADDR"] == f"{name}-0.{name}"
     assert pod["subdomain"] == name
-    assert env["NNODES"] == "768" and env["MASTER_PORT"] == "29500"
+    assert env["NNODES"] == "768" and env["MASTER_PORT"] == str(rendezvous_port(name))
     assert env["NODE_RANK"] == {"fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}
-    assert container["command"] == ["synthloop-worker", "pretrain"]
+    # torchrun, a rank per GPU, static rendezvous on rank 0's Service name
+    assert container["command"] == [
+        "python", "-m", "synthloop.workers.training.launch", "--nnodes=768", "--nproc-per-node=8",
+        "--max-restarts=0", "--node-rank=$(NODE_RANK)", "--master-addr=$(MASTER_ADDR)",
+        "--master-port=$(MASTER_PORT)", "-m", "synthloop.workers.cli", "pretrain"]
 
 
 def test_rdma_adds_the_resource_nccl_ib_env_and_only_then_ipc_lock() -> None:
@@ -274,7 +280,7 @@ def test_manifests_profiles_file_parses_to_the_builtin() -> None:
 
 
 def test_world_size_is_left_to_the_launcher() -> None:
-    """A pod runs one process (synthloop-worker); WORLD_SIZE=8 would make it wait for 7 ranks."""
+    """torchrun sets WORLD_SIZE/RANK per rank; a Job-wide value would be wrong for all but one."""
     cr, (plan,) = pretrain_768()
     env = env_of(build(plan, kind="PretrainJob", resources=cr.spec.resources))
     assert "WORLD_SIZE" not in env and "RANK" not in env
@@ -282,3 +288,91 @@ def test_world_size_is_left_to_the_launcher() -> None:
 
     dist = DistEnv.from_env({k: v for k, v in env.items() if isinstance(v, str)} | {"NODE_RANK": "3"})
     assert (dist.world_size, dist.rank) == (768, 3)
+
+
+# -- failures, gangs, resources (issue 11) ------------------------------------------------
+
+def _container(job: dict[str, Any]) -> dict[str, Any]:
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    return dict(container)
+
+
+def test_every_job_fails_at_once_on_invalid_input_and_ignores_disruptions() -> None:
+    from synthloop.workers.errors import EXIT_INVALID_INPUT
+
+    cr = SynthRound.model_validate(example("synthround.yaml"))
+    shards, merge = synth_stages(cr.spec, prefix=PREFIX, inputs={})
+    for plan in (shards, merge):
+        job = build(plan, kind="SynthRound", resources=cr.spec.resources)
+        rules = job["spec"]["podFailurePolicy"]["rules"]
+        assert rules == [
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+            {"action": "FailJob", "onExitCodes": {"containerName": "worker", "operator": "In",
+                                                  "values": [EXIT_INVALID_INPUT]}},
+        ]
+        assert job["spec"]["backoffLimit"] == 3  # shards retry one by one
+        assert job["spec"]["podReplacementPolicy"] == "Failed"
+        c = _container(job)
+        assert (c["terminationMessagePath"], c["terminationMessagePolicy"]) == (
+            "/dev/termination-log", "FallbackToLogsOnError")
+        # synth keeps one process per pod: vLLM's tensor parallelism uses the node's GPUs
+        assert c["command"] == ["synthloop-worker", plan.task]
+
+
+def test_a_multi_node_stage_is_a_gang_any_pod_failure_fails_the_job() -> None:
+    cr, (plan,) = pretrain_768()
+    job = build(plan, kind="PretrainJob", resources=cr.spec.resources)
+    assert job["spec"]["backoffLimit"] == 0  # attempts are the operator's
+    rules = job["spec"]["podFailurePolicy"]["rules"]
+    assert rules[0]["action"] == "Ignore" and rules[0]["onPodConditions"][0]["type"] == "DisruptionTarget"
+    assert rules[-1] == {"action": "FailJob", "onExitCodes": {"containerName": "worker", "operator": "NotIn",
+                                                              "values": [0]}}
+
+
+def test_single_node_training_runs_standalone_torchrun_and_keeps_pod_retries() -> None:
+    cr = RewardTrain.model_validate(example("rewardtrain.yaml"))
+    res = cr.spec.resources.model_copy(update={"nodes": 1, "gpus_per_node": 4})
+    (plan,) = reward_stages(cr.spec.model_copy(update={"resources": res}), prefix=PREFIX,
+                            inputs={"model": "s3://b/m/", "data": "s3://b/d.jsonl"})
+    job = build(plan, kind="RewardTrain", resources=res)
+    assert _container(job)["command"] == [
+        "python", "-m", "synthloop.workers.training.launch", "--nnodes=1", "--nproc-per-node=4",
+        "--max-restarts=0", "--standalone", "-m", "synthloop.workers.cli", "reward-train"]
+    assert job["spec"]["backoffLimit"] == 3
+    assert len(job["spec"]["podFailurePolicy"]["rules"]) == 2
+
+
+def test_rendezvous_ports_are_per_job_and_in_range() -> None:
+    from synthloop.builders.jobs import RENDEZVOUS_PORTS
+
+    ports = {rendezvous_port(f"run-{i}-pretrain") for i in range(50)}
+    assert len(ports) > 45 and all(RENDEZVOUS_PORTS[0] <= p < RENDEZVOUS_PORTS[1] for p in ports)
+    assert rendezvous_port("a-pretrain") == rendezvous_port("a-pretrain")
+
+
+def test_gpu_pods_are_guaranteed_and_the_merge_avoids_gpu_nodes() -> None:
+    cr, (plan,) = pretrain_768()
+    c = _container(build(plan, kind="PretrainJob", resources=cr.spec.resources))
+    res = c["resources"]
+    assert res["requests"] == res["limits"]  # Guaranteed QoS: every resource with limit = request
+    assert (res["limits"]["cpu"], res["limits"]["memory"], res["limits"]["nvidia.com/gpu"]) == ("208", "1800Gi", "8")
+    sr = SynthRound.model_validate(example("synthround.yaml"))
+    _, merge = synth_stages(sr.spec, prefix=PREFIX, inputs={})
+    job = build(merge, kind="SynthRound", resources=sr.spec.resources)
+    pod = job["spec"]["template"]["spec"]
+    c = _container(job)
+    assert "nvidia.com/gpu" not in c["resources"]["limits"]
+    assert c["resources"]["limits"] == {"cpu": "4", "memory": "16Gi"} == c["resources"]["requests"]
+    assert pod["tolerations"] == []
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    # a node lacking any one of the DGX labels qualifies; a DGX node has them all and does not
+    assert terms == [{"matchExpressions": [{"key": "nvidia.com/gpu.count", "operator": "NotIn", "values": ["8"]}]},
+                     {"matchExpressions": [{"key": "nvidia.com/gpu.product", "operator": "NotIn",
+                                            "values": ["NVIDIA-H100-80GB-HBM3"]}]}]
+
+
+def test_pods_run_as_the_worker_uid() -> None:
+    cr, (plan,) = pretrain_768()
+    pod = build(plan, kind="PretrainJob", resources=cr.spec.resources)["spec"]["template"]["spec"]
+    sc = pod["securityContext"]
+    assert (sc["runAsUser"], sc["runAsGroup"], sc["fsGroup"]) == (WORKER_UID,) * 3

@@ -21,7 +21,7 @@ import pytest
 from synthloop.api.v1alpha1 import API_VERSION
 from synthloop.artifacts.manifest import ArtifactRef, Manifest, write_manifest
 from synthloop.artifacts.promotion import read_promotion
-from synthloop.artifacts.store import ArtifactNotFound, ArtifactStore
+from synthloop.artifacts.store import ArtifactNotFound, ArtifactStore, Head
 from synthloop.artifacts.uris import ArtifactURI, join
 from synthloop.controllers import reasons as R
 from synthloop.controllers.config import OperatorConfig
@@ -36,16 +36,21 @@ class DirBackend:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.meta: dict[str, str] = {}
+        self.heads = 0
+        self.gets: list[str] = []
 
     def _path(self, loc: ArtifactURI) -> Path:
         return self.root / loc.bucket / loc.key
 
-    def put(self, loc: ArtifactURI, path: Path) -> None:
+    def put(self, loc: ArtifactURI, path: Path, *, sha256: str) -> None:
         dest = self._path(loc)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, dest)
+        self.meta[str(loc)] = sha256
 
     def get(self, loc: ArtifactURI, path: Path) -> None:
+        self.gets.append(str(loc))
         if not self._path(loc).is_file():
             raise ArtifactNotFound(str(loc))
         shutil.copyfile(self._path(loc), path)
@@ -53,10 +58,13 @@ class DirBackend:
     def exists(self, loc: ArtifactURI) -> bool:
         return self._path(loc).is_file()
 
-    def stat(self, loc: ArtifactURI) -> int:
+    def head(self, loc: ArtifactURI) -> Head:
+        """Size and recorded sha256 (what S3 keeps as x-amz-meta-sha256); counted, like the GETs."""
+        self.heads += 1
         if not self._path(loc).is_file():
             raise ArtifactNotFound(str(loc))
-        return self._path(loc).stat().st_size
+        st = self._path(loc).stat()
+        return Head(size=st.st_size, sha256=self.meta.get(str(loc), ""), etag=f"{st.st_mtime_ns}-{st.st_size}")
 
     def keys(self, loc: ArtifactURI) -> Iterator[str]:
         base = self.root / loc.bucket

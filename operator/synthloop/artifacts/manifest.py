@@ -85,26 +85,43 @@ def read_manifest(store: ArtifactStore, prefix_uri: str) -> Manifest:
         raise ManifestError(f"{uri}: malformed manifest: {exc}") from exc
 
 
-def verify_manifest(
-    store: ArtifactStore, prefix_uri: str, *, check_sha256: bool = True
-) -> Manifest:
-    """Read a manifest and check that every output exists with the listed size (and sha256).
+def verify_outputs(store: ArtifactStore, manifest: Manifest, *, check_sha256: bool = True,
+                   download: bool = False) -> None:
+    """Check that every output exists with the listed size and the sha256 recorded at upload.
 
-    Size is checked from object metadata; sha256 needs a download, so callers that verify
-    often (the operator, each pass) may verify content once and cache the result.
+    One HEAD request per output: the sha256 compared is the one the worker stored with the
+    object (its metadata), so a replaced or truncated object is caught without its bytes.
+    Bytes flipped in place under intact metadata are caught only by reading them: by the
+    consumer that downloads them anyway (it is given the expected sha256), or ``download``.
     """
-    manifest = read_manifest(store, prefix_uri)
     for ref in manifest.outputs:
         try:
-            size = store.size(ref.uri)
+            head = store.head(ref.uri)
         except ArtifactNotFound as exc:
             raise ManifestError(f"output {ref.uri} listed in the manifest is missing") from exc
-        if size != ref.size:
+        if head.size != ref.size:
             raise ManifestError(
-                f"output {ref.uri}: size {size} does not match the manifest's {ref.size}"
+                f"output {ref.uri}: size {head.size} does not match the manifest's {ref.size}"
             )
-        if check_sha256 and ref.sha256 and store.sha256(ref.uri) != ref.sha256:
-            raise ManifestError(f"output {ref.uri}: sha256 does not match the manifest")
+        if not (check_sha256 and ref.sha256):
+            continue
+        if head.sha256 != ref.sha256:
+            recorded = f"sha256 {head.sha256[:16]}..." if head.sha256 else "no sha256"
+            raise ManifestError(
+                f"output {ref.uri}: the object carries {recorded}, the manifest lists {ref.sha256[:16]}... "
+                "(sha256 does not match: rewritten after its run finished)"
+            )
+        if download and store.sha256(ref.uri) != ref.sha256:
+            raise ManifestError(f"output {ref.uri}: content sha256 does not match the manifest")
+
+
+def verify_manifest(
+    store: ArtifactStore, prefix_uri: str, *, check_sha256: bool = True, download: bool = False
+) -> Manifest:
+    """Read a manifest and check its outputs (:func:`verify_outputs`: HEAD requests only,
+    unless ``download``)."""
+    manifest = read_manifest(store, prefix_uri)
+    verify_outputs(store, manifest, check_sha256=check_sha256, download=download)
     return manifest
 
 

@@ -2,22 +2,35 @@
 
 Workers and the operator only ever see URIs, so the same code reads a model from
 ``s3://synthloop/...`` in a pod and from ``file:///tmp/...`` in a unit test.
+
+Every object is written with its sha256 in its metadata (``x-amz-meta-sha256``), so a reader
+can check what it points at with a HEAD request (:meth:`ArtifactStore.head`), without the
+bytes; a reader that downloads the bytes anyway checks them against what it was told to
+expect (:func:`expect_checksums`). Every call is retried with backoff on transient errors
+(:class:`RetryPolicy`); a missing object is an answer, not an error, and is never retried.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import random
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from synthloop.artifacts.uris import ArtifactURI, join, parse_uri
 
 CHUNK = 1 << 20
+SHA256_META = "sha256"  # user metadata key; S3 serves it as x-amz-meta-sha256
+WEIGHTS_NAME = "model.safetensors"  # the file of a model directory whose sha256 pins the model
+log = logging.getLogger("synthloop.artifacts")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -29,8 +42,76 @@ class ObjectInfo:
     size: int
 
 
+@dataclass(frozen=True)
+class Head:
+    """What a HEAD request tells about an object: size, the sha256 recorded at upload, an ETag."""
+
+    size: int
+    sha256: str = ""  # "" when the object was written without one
+    etag: str = ""
+
+
 class ArtifactNotFound(FileNotFoundError):
     """The object (or bucket) a URI names does not exist."""
+
+
+class ArtifactCorrupt(ValueError):
+    """Downloaded bytes whose sha256 is not the one their producer recorded."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries with exponential backoff and jitter for transient store errors."""
+
+    attempts: int = 5
+    base_seconds: float = 0.5
+    max_seconds: float = 8.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.max_seconds, self.base_seconds * (2 ** attempt)) * (0.5 + random.random() / 2))
+
+
+NO_RETRY = RetryPolicy(attempts=1)
+_TRANSIENT_S3 = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "XMinioServerNotInitialized",
+                 "XMinioStorageFull", "OperationTimedOut"}
+
+
+def transient(exc: BaseException) -> bool:
+    """Worth another try: connection trouble, timeouts, 5xx and throttling; never a missing
+    object, a denied request or a checksum mismatch."""
+    if isinstance(exc, (ArtifactNotFound, ArtifactCorrupt, PermissionError)):
+        return False
+    code = getattr(exc, "code", None)
+    if isinstance(code, str) and code:
+        return code in _TRANSIENT_S3
+    status = getattr(exc, "status", None)
+    if isinstance(status, int) and status:
+        return status >= 500 or status == 429
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    try:
+        from urllib3.exceptions import HTTPError as Urllib3Error
+    except ImportError:  # pragma: no cover - urllib3 comes with minio
+        return False
+    return isinstance(exc, Urllib3Error)
+
+
+# The expected sha256 of the inputs this process reads, by object URI or model-directory URI
+# (a directory's is its weights file's). Set once by the worker entry point from its config.
+_EXPECTED: dict[str, str] = {}
+
+
+def expect_checksums(expected: Mapping[str, str]) -> None:
+    """Make every later download of these URIs (in this process) verify its sha256."""
+    _EXPECTED.update({k: v for k, v in expected.items() if v})
+
+
+def _expected_for(uri: str) -> str:
+    if uri in _EXPECTED:
+        return _EXPECTED[uri]
+    if uri.endswith("/" + WEIGHTS_NAME):
+        return _EXPECTED.get(uri[: -len(WEIGHTS_NAME)], "")
+    return ""
 
 
 def sha256_file(path: Path) -> str:
@@ -42,22 +123,26 @@ def sha256_file(path: Path) -> str:
 
 
 class _Backend(Protocol):
-    def put(self, loc: ArtifactURI, path: Path) -> None: ...
+    def put(self, loc: ArtifactURI, path: Path, *, sha256: str) -> None: ...
     def get(self, loc: ArtifactURI, path: Path) -> None: ...
     def exists(self, loc: ArtifactURI) -> bool: ...
     def keys(self, loc: ArtifactURI) -> Iterator[str]: ...
     def delete(self, loc: ArtifactURI) -> None: ...
-    def stat(self, loc: ArtifactURI) -> int: ...
+    def head(self, loc: ArtifactURI) -> Head: ...
+
+
+META_SUFFIX = ".synthloop-sha256"  # the file backend keeps an object's recorded sha256 beside it
 
 
 class _FileBackend:
     """Objects are files under an absolute path; used by unit tests and for local scratch."""
 
-    def put(self, loc: ArtifactURI, path: Path) -> None:
+    def put(self, loc: ArtifactURI, path: Path, *, sha256: str) -> None:
         dest = Path(loc.key)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(dest.name + ".partial")
         shutil.copyfile(path, tmp)
+        dest.with_name(dest.name + META_SUFFIX).write_text(sha256)
         os.replace(tmp, dest)  # atomic, like an S3 PUT
 
     def get(self, loc: ArtifactURI, path: Path) -> None:
@@ -73,17 +158,21 @@ class _FileBackend:
         root = Path(loc.key)
         base = root if root.is_dir() else root.parent
         for p in sorted(base.rglob("*")):
-            if p.is_file() and str(p).startswith(loc.key) and not p.name.endswith(".partial"):
+            if p.is_file() and str(p).startswith(loc.key) and not p.name.endswith((".partial", META_SUFFIX)):
                 yield f"file://{p}"
 
     def delete(self, loc: ArtifactURI) -> None:
         Path(loc.key).unlink(missing_ok=True)
+        Path(loc.key + META_SUFFIX).unlink(missing_ok=True)
 
-    def stat(self, loc: ArtifactURI) -> int:
+    def head(self, loc: ArtifactURI) -> Head:
         p = Path(loc.key)
         if not p.is_file():
             raise ArtifactNotFound(f"{loc}: no such object")
-        return p.stat().st_size
+        meta = Path(loc.key + META_SUFFIX)
+        st = p.stat()
+        return Head(size=st.st_size, sha256=meta.read_text().strip() if meta.is_file() else "",
+                    etag=f"{st.st_mtime_ns:x}-{st.st_size:x}")
 
 
 class _S3Backend:
@@ -98,11 +187,11 @@ class _S3Backend:
         code = getattr(exc, "code", "")
         return code in {"NoSuchKey", "NoSuchBucket", "NoSuchObject", "ResourceNotFound"}
 
-    def put(self, loc: ArtifactURI, path: Path) -> None:
+    def put(self, loc: ArtifactURI, path: Path, *, sha256: str) -> None:
         from minio.error import S3Error
 
         try:
-            self.client.fput_object(loc.bucket, loc.key, str(path))
+            self.client.fput_object(loc.bucket, loc.key, str(path), metadata={SHA256_META: sha256})
         except S3Error as exc:
             if exc.code == "NoSuchBucket":
                 raise ArtifactNotFound(f"{loc}: bucket {loc.bucket!r} does not exist") from exc
@@ -120,20 +209,23 @@ class _S3Backend:
 
     def exists(self, loc: ArtifactURI) -> bool:
         try:
-            self.stat(loc)
+            self.head(loc)
         except ArtifactNotFound:
             return False
         return True
 
-    def stat(self, loc: ArtifactURI) -> int:
+    def head(self, loc: ArtifactURI) -> Head:
         from minio.error import S3Error
 
         try:
-            return int(self.client.stat_object(loc.bucket, loc.key).size or 0)
+            obj = self.client.stat_object(loc.bucket, loc.key)
         except S3Error as exc:
             if self._missing(exc):
                 raise ArtifactNotFound(f"{loc}: no such object ({exc.code})") from exc
             raise
+        meta = obj.metadata or {}
+        sha = meta.get("x-amz-meta-" + SHA256_META) or meta.get("X-Amz-Meta-Sha256") or ""
+        return Head(size=int(obj.size or 0), sha256=str(sha), etag=str(obj.etag or ""))
 
     def keys(self, loc: ArtifactURI) -> Iterator[str]:
         from minio.error import S3Error
@@ -152,11 +244,21 @@ class _S3Backend:
 
 
 class ArtifactStore:
-    """Reads and writes artifacts by URI, computing sha256 and size of everything it writes."""
+    """Reads and writes artifacts by URI, computing sha256 and size of everything it writes.
 
-    def __init__(self, *, s3: _S3Backend | None = None) -> None:
+    ``on_error(operation, exc)`` sees every failed backend call (each retry too): the
+    operator counts them as a metric. ``downloaded`` counts the bytes this store fetched.
+    """
+
+    def __init__(self, *, s3: _S3Backend | None = None, retry: RetryPolicy | None = None,
+                 on_error: Callable[[str, BaseException], None] | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self._s3 = s3
         self._file = _FileBackend()
+        self.retry = retry or RetryPolicy()
+        self.on_error = on_error
+        self._sleep = sleep
+        self.downloaded = 0
 
     def _backend(self, loc: ArtifactURI) -> _Backend:
         if loc.scheme == "file":
@@ -167,11 +269,31 @@ class ArtifactStore:
             )
         return self._s3
 
+    def _call(self, operation: str, loc: ArtifactURI, fn: Callable[[], T]) -> T:
+        """``fn()`` with bounded retries of transient errors; the last error propagates."""
+        for attempt in range(self.retry.attempts):
+            try:
+                return fn()
+            except ArtifactNotFound:
+                raise
+            except Exception as exc:
+                if self.on_error is not None:
+                    self.on_error(operation, exc)
+                if attempt + 1 >= self.retry.attempts or not transient(exc):
+                    raise
+                delay = self.retry.delay(attempt)
+                log.warning("%s %s failed (%s: %s); retry %d/%d in %.1fs", operation, loc, type(exc).__name__,
+                            exc, attempt + 1, self.retry.attempts - 1, delay)
+                self._sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     # -- writing ---------------------------------------------------------------------------
     def put_file(self, uri: str, path: str | os.PathLike[str]) -> ObjectInfo:
+        """Upload with the sha256 in the object's metadata, so readers can check it by HEAD."""
         loc, src = parse_uri(uri), Path(path)
         digest, size = sha256_file(src), src.stat().st_size
-        self._backend(loc).put(loc, src)
+        backend = self._backend(loc)
+        self._call("put", loc, lambda: backend.put(loc, src, sha256=digest))
         return ObjectInfo(uri=str(loc), sha256=digest, size=size)
 
     def put_bytes(self, uri: str, data: bytes) -> ObjectInfo:
@@ -199,9 +321,21 @@ class ArtifactStore:
 
     # -- reading ---------------------------------------------------------------------------
     def get_file(self, uri: str, path: str | os.PathLike[str]) -> Path:
+        """Download; when this process was told the object's sha256, the bytes must match it."""
         loc, dest = parse_uri(uri), Path(path)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        self._backend(loc).get(loc, dest)
+        backend = self._backend(loc)
+        self._call("get", loc, lambda: backend.get(loc, dest))
+        self.downloaded += dest.stat().st_size
+        want = _expected_for(str(loc))
+        if want:
+            got = sha256_file(dest)
+            if got != want:
+                dest.unlink(missing_ok=True)
+                raise ArtifactCorrupt(
+                    f"input {loc}: sha256 {got[:16]}... does not match {want[:16]}..., the sha256 its "
+                    "producer recorded; the object was modified or corrupted after it was written"
+                )
         return dest
 
     def get_bytes(self, uri: str) -> bytes:
@@ -213,15 +347,24 @@ class ArtifactStore:
     def get_json(self, uri: str) -> Any:
         return json.loads(self.get_bytes(uri))
 
-    def exists(self, uri: str) -> bool:
+    def head(self, uri: str) -> Head:
+        """Size, recorded sha256 and ETag of an object, without its bytes."""
         loc = parse_uri(uri)
-        return self._backend(loc).exists(loc)
+        backend = self._backend(loc)
+        return self._call("head", loc, lambda: backend.head(loc))
+
+    def exists(self, uri: str) -> bool:
+        try:
+            self.head(uri)
+        except ArtifactNotFound:
+            return False
+        return True
 
     def size(self, uri: str) -> int:
-        loc = parse_uri(uri)
-        return self._backend(loc).stat(loc)
+        return self.head(uri).size
 
     def sha256(self, uri: str) -> str:
+        """sha256 of the object's bytes (a download: for checks, not for the operator's passes)."""
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -229,7 +372,8 @@ class ArtifactStore:
 
     def list(self, prefix_uri: str) -> list[str]:
         loc = parse_uri(prefix_uri)
-        return sorted(self._backend(loc).keys(loc))
+        backend = self._backend(loc)
+        return self._call("list", loc, lambda: sorted(backend.keys(loc)))
 
     def download_dir(self, prefix_uri: str, local_dir: str | os.PathLike[str]) -> Path:
         """Download every object under a prefix, keeping relative paths."""
@@ -245,7 +389,8 @@ class ArtifactStore:
 
     def delete(self, uri: str) -> None:
         loc = parse_uri(uri)
-        self._backend(loc).delete(loc)
+        backend = self._backend(loc)
+        self._call("delete", loc, lambda: backend.delete(loc))
 
     def ensure_bucket(self, bucket: str) -> None:
         """Create the bucket if missing (used by `synthloop local up` and tests)."""
@@ -255,7 +400,9 @@ class ArtifactStore:
             self._s3.client.make_bucket(bucket)
 
 
-def open_store(uri_hint: str | None = None, *, env: dict[str, str] | None = None) -> ArtifactStore:
+def open_store(uri_hint: str | None = None, *, env: dict[str, str] | None = None,
+               on_error: Callable[[str, BaseException], None] | None = None,
+               retry: RetryPolicy | None = None) -> ArtifactStore:
     """Build a store from the environment (``SYNTHLOOP_S3_ENDPOINT``, ``AWS_*`` keys).
 
     ``uri_hint`` lets a caller with only ``file://`` URIs work without any S3 settings.
@@ -263,7 +410,7 @@ def open_store(uri_hint: str | None = None, *, env: dict[str, str] | None = None
     environ = os.environ if env is None else env
     endpoint = environ.get("SYNTHLOOP_S3_ENDPOINT", "")
     if not endpoint:
-        return ArtifactStore()
+        return ArtifactStore(on_error=on_error, retry=retry)
     endpoint = endpoint.removeprefix("http://").removeprefix("https://")
     access = environ.get("AWS_ACCESS_KEY_ID", "")
     secret = environ.get("AWS_SECRET_ACCESS_KEY", "")
@@ -273,8 +420,10 @@ def open_store(uri_hint: str | None = None, *, env: dict[str, str] | None = None
         )
     secure = environ.get("SYNTHLOOP_S3_SECURE", "0") in {"1", "true", "True"}
     return ArtifactStore(
-        s3=_S3Backend(endpoint=endpoint, access_key=access, secret_key=secret, secure=secure)
+        s3=_S3Backend(endpoint=endpoint, access_key=access, secret_key=secret, secure=secure),
+        on_error=on_error, retry=retry,
     )
 
 
-__all__ = ["ArtifactNotFound", "ArtifactStore", "ObjectInfo", "open_store", "sha256_file"]
+__all__ = ["ArtifactCorrupt", "ArtifactNotFound", "ArtifactStore", "Head", "ObjectInfo", "RetryPolicy",
+           "expect_checksums", "open_store", "sha256_file"]

@@ -3,10 +3,17 @@
 Every pod of a stage is one node's worth of work (one pod per node): an Indexed Job whose
 completion index is the shard (SynthRound) or the node rank (training), with a headless
 Service as the rendezvous of multi-node training (pod 0 is ``MASTER_ADDR``).
+
+Training pods run torchrun (through :mod:`synthloop.workers.training.launch`): a rank per GPU,
+``--nnodes`` from the Job and ``--node-rank`` from the completion index. A multi-node Job is a
+gang: any failed pod fails the whole Job at once (``podFailurePolicy``), and the operator starts
+the next attempt as a new Job that resumes from the latest checkpoint. Every Job fails at once
+on the workers' invalid-input exit code and does not count pod disruptions (preemption, drain).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,13 +22,19 @@ from synthloop.api.v1alpha1.common import API_VERSION, Resources
 from synthloop.api.worker import WorkerConfig
 from synthloop.builders.names import STAGE_LABEL, owner_labels
 from synthloop.builders.profiles import HardwareProfile
+from synthloop.workers.errors import DEFAULT_TERMINATION_PATH, EXIT_INVALID_INPUT
 
 JOB_LABEL = "synthloop.io/job"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 KUEUE_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 COMPLETION_INDEX_FIELD = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
-MASTER_PORT = 29500
-WORKER_UID = 1000
+CONTAINER = "worker"
+#: The uid (and gid) images/*/Dockerfile create and own HOME and the caches for; pods run as it.
+WORKER_UID = 10001
+#: torchrun's rendezvous port is derived from the Job name within this range, so gangs that
+#: share a host network (hostNetwork pods, the local cluster's process nodes) do not collide.
+RENDEZVOUS_PORTS = (23000, 26000)
+LAUNCHER = ("python", "-m", "synthloop.workers.training.launch")
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,8 @@ class JobRequest:
     pods: int = 1
     # Multi-node training: a headless Service named like the Job; ranks from the index.
     rendezvous: bool = False
+    # torchrun launches a rank per GPU (training); else the pod runs one worker process.
+    distributed: bool = False
     gpus_per_pod: int = 8
     backoff_limit: int = 2
     resources: Resources = field(default_factory=Resources)
@@ -88,6 +103,44 @@ def _env(name: str, value: str) -> dict[str, Any]:
     return {"name": name, "value": value}
 
 
+def rendezvous_port(job_name: str) -> int:
+    lo, hi = RENDEZVOUS_PORTS
+    return lo + int(hashlib.sha256(job_name.encode()).hexdigest()[:8], 16) % (hi - lo)
+
+
+def nproc_per_node(req: JobRequest) -> int:
+    """Ranks per pod: one per GPU (a pod that sees no GPU runs ``SYNTHLOOP_CPU_RANKS``)."""
+    return max(req.gpus_per_pod, 1)
+
+
+def command(req: JobRequest) -> list[str]:
+    """The container command: the worker itself, or torchrun over it for a training stage."""
+    worker = ["synthloop-worker", req.config.task]
+    if not req.distributed:
+        return worker
+    nnodes = req.pods if req.rendezvous else 1
+    argv = [*LAUNCHER, f"--nnodes={nnodes}", f"--nproc-per-node={nproc_per_node(req)}", "--max-restarts=0"]
+    if req.rendezvous:
+        # static rendezvous on rank 0's stable name; $(VAR) is expanded by the kubelet
+        argv += ["--node-rank=$(NODE_RANK)", "--master-addr=$(MASTER_ADDR)", "--master-port=$(MASTER_PORT)"]
+    else:
+        argv += ["--standalone"]  # one node: a free local port, no Service
+    return [*argv, "-m", "synthloop.workers.cli", req.config.task]
+
+
+def pod_failure_policy(req: JobRequest) -> dict[str, Any]:
+    """Fail at once on invalid input; never count a disruption; a gang fails on any pod."""
+    rules: list[dict[str, Any]] = [
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        {"action": "FailJob", "onExitCodes": {"containerName": CONTAINER, "operator": "In",
+                                              "values": [EXIT_INVALID_INPUT]}},
+    ]
+    if req.rendezvous:
+        rules.append({"action": "FailJob", "onExitCodes": {"containerName": CONTAINER, "operator": "NotIn",
+                                                           "values": [0]}})
+    return {"rules": rules}
+
+
 def _pod_env(req: JobRequest, platform: Platform, profile: HardwareProfile) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         _env("SYNTHLOOP_WORKER_CONFIG", worker_config_json(req.config)),
@@ -99,11 +152,9 @@ def _pod_env(req: JobRequest, platform: Platform, profile: HardwareProfile) -> l
          "valueFrom": {"secretKeyRef": {"name": platform.s3_secret, "key": "secretKey"}}},
         _env("NNODES", str(req.pods if req.rendezvous else 1)),
         _env("MASTER_ADDR", f"{req.job_name}-0.{req.job_name}" if req.rendezvous else "127.0.0.1"),
-        _env("MASTER_PORT", str(MASTER_PORT)),
+        _env("MASTER_PORT", str(rendezvous_port(req.job_name))),
         {"name": "NODE_RANK", "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX_FIELD}}},
-        # GPUs a launcher (torchrun --nproc-per-node) may start ranks for. WORLD_SIZE/RANK are
-        # left to that launcher: the pod runs one process unless its command launches more.
-        _env("NPROC_PER_NODE", str(max(req.gpus_per_pod, 1))),
+        # WORLD_SIZE/RANK/LOCAL_RANK are torchrun's to set, per rank.
     ]
     merged = dict(profile.env)
     if req.resources.rdma and profile.rdma is not None:
@@ -113,7 +164,7 @@ def _pod_env(req: JobRequest, platform: Platform, profile: HardwareProfile) -> l
     return env
 
 
-def _affinity(job_name: str, profile: HardwareProfile) -> dict[str, Any]:
+def _affinity(job_name: str, profile: HardwareProfile, *, gpus: int) -> dict[str, Any]:
     affinity: dict[str, Any] = {
         # One pod per node: the whole node's GPUs, NICs and /dev/shm belong to one rank.
         "podAntiAffinity": {
@@ -126,17 +177,13 @@ def _affinity(job_name: str, profile: HardwareProfile) -> dict[str, Any]:
         }
     }
     if profile.node_selector:
+        # A pod without GPUs (the synth merge) must not take a GPU node from the training runs.
+        op = "In" if gpus > 0 else "NotIn"
+        exprs = [{"key": k, "operator": op, "values": [v]} for k, v in sorted(profile.node_selector.items())]
+        # NotIn terms are ORed (any differing label is enough); In terms are ANDed in one term.
+        terms = [{"matchExpressions": exprs}] if gpus > 0 else [{"matchExpressions": [e]} for e in exprs]
         affinity["nodeAffinity"] = {
-            "requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [
-                    {
-                        "matchExpressions": [
-                            {"key": k, "operator": "In", "values": [v]}
-                            for k, v in sorted(profile.node_selector.items())
-                        ]
-                    }
-                ]
-            }
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}
         }
     return affinity
 
@@ -147,6 +194,12 @@ def _resources(req: JobRequest, profile: HardwareProfile) -> dict[str, Any]:
         limits[profile.gpu_resource] = str(req.gpus_per_pod)
     if req.resources.rdma and profile.rdma is not None:
         limits[profile.rdma.resource] = str(profile.rdma.count)
+    if req.gpus_per_pod > 0:
+        # cpu/memory limits equal to requests: with the GPUs, a Guaranteed pod
+        pod = {k: v for k, v in (("cpu", profile.cpu), ("memory", profile.memory)) if v}
+    else:
+        pod = {k: v for k, v in (("cpu", profile.no_gpu.cpu), ("memory", profile.no_gpu.memory)) if v}
+    limits.update(pod)
     requests = dict(profile.requests)
     requests.update(limits)
     out: dict[str, Any] = {}
@@ -200,14 +253,17 @@ def build_job(owner: Owner, platform: Platform, profile: HardwareProfile, req: J
     pod_security, container_security = _security(req, profile)
     image = resources.image or platform.image
     container: dict[str, Any] = {
-        "name": "worker",
+        "name": CONTAINER,
         "image": image,
         "imagePullPolicy": platform.image_pull_policy,
-        "command": ["synthloop-worker", req.config.task],
+        "command": command(req),
+        # the worker's one-line reason; a crash that wrote none leaves its log tail instead
+        "terminationMessagePath": DEFAULT_TERMINATION_PATH,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "env": _pod_env(req, platform, profile),
         "resources": _resources(req, profile),
         "securityContext": container_security,
-        "ports": [{"name": "rendezvous", "containerPort": MASTER_PORT, "protocol": "TCP"}],
+        "ports": [{"name": "rendezvous", "containerPort": rendezvous_port(req.job_name), "protocol": "TCP"}],
         "volumeMounts": [
             {"name": "dshm", "mountPath": "/dev/shm"},
             {"name": "scratch", "mountPath": "/tmp"},
@@ -217,8 +273,8 @@ def build_job(owner: Owner, platform: Platform, profile: HardwareProfile, req: J
         "restartPolicy": "Never",
         "enableServiceLinks": False,
         "automountServiceAccountToken": False,
-        "affinity": _affinity(req.job_name, profile),
-        "tolerations": [t.model_dump(exclude_none=True) for t in profile.tolerations],
+        "affinity": _affinity(req.job_name, profile, gpus=req.gpus_per_pod),
+        "tolerations": [t.model_dump(exclude_none=True) for t in profile.tolerations] if req.gpus_per_pod else [],
         "containers": [container],
         "volumes": [
             # NCCL and data-loader workers share memory through /dev/shm; the container
@@ -237,7 +293,12 @@ def build_job(owner: Owner, platform: Platform, profile: HardwareProfile, req: J
         "completionMode": "Indexed",
         "completions": req.pods,
         "parallelism": req.pods,
-        "backoffLimit": req.backoff_limit,
+        # A gang's retries are the operator's attempts (a new Job that resumes); one pod's
+        # replacement could not rejoin the running ranks.
+        "backoffLimit": 0 if req.rendezvous else req.backoff_limit,
+        "podFailurePolicy": pod_failure_policy(req),
+        # a replacement pod starts only once the one it replaces has stopped
+        "podReplacementPolicy": "Failed",
         "template": {"metadata": {"labels": pod_labels, **({"annotations": dict(pod_annotations)}
                                                            if pod_annotations else {})},
                      "spec": pod_spec},
@@ -282,6 +343,7 @@ def build_service(owner: Owner, req: JobRequest) -> dict[str, Any]:
             # they become ready).
             "publishNotReadyAddresses": True,
             "selector": {JOB_LABEL: req.job_name, COMPLETION_INDEX_LABEL: "0"},
-            "ports": [{"name": "rendezvous", "port": MASTER_PORT, "targetPort": MASTER_PORT}],
+            "ports": [{"name": "rendezvous", "port": rendezvous_port(req.job_name),
+                       "targetPort": rendezvous_port(req.job_name)}],
         },
     }

@@ -51,3 +51,12 @@ def owner_labels(*, kind: str, name: str, uid: str) -> dict[str, str]:
         "app.kubernetes.io/managed-by": FIELD_MANAGER,
         "app.kubernetes.io/part-of": "synthloop",
     }
+
+
+def attempt_job_name(owner: str, stage: str, attempt: int) -> str:
+    """The Job of attempt ``attempt`` (1-based) of a stage: ``<owner>-<stage>``, then
+    ``<owner>-<stage>-attempt-<n>``. Each attempt is a new Job (and rendezvous Service), so a
+    gang never mixes ranks of two attempts, and a restarted operator finds every attempt."""
+    if attempt <= 1:
+        return job_name(owner, stage)
+    return job_name(owner, f"{stage}-attempt", attempt)

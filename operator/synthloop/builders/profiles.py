@@ -33,6 +33,13 @@ class Rdma(_Model):
     env: dict[str, str] = Field(default_factory=dict)
 
 
+class NoGpu(_Model):
+    """CPU and memory of a pod that asks for no GPU (the synth merge); it avoids the GPU nodes."""
+
+    cpu: str | None = "4"
+    memory: str | None = "16Gi"
+
+
 class HardwareProfile(_Model):
     """Placement and resources of one kind of node (one pod per node)."""
 
@@ -46,7 +53,12 @@ class HardwareProfile(_Model):
     shm_size: str = "64Gi"
     env: dict[str, str] = Field(default_factory=dict)
     rdma: Rdma | None = None
-    # Optional pod resources besides GPUs (e.g. cpu/memory requests for CPU-only profiles).
+    # CPU and memory of one GPU pod, as requests and limits (a Guaranteed pod); leave the
+    # node daemons' share (kubelet, GPU/network operators) out of the node's capacity.
+    cpu: str | None = None
+    memory: str | None = None
+    no_gpu: NoGpu = Field(default_factory=NoGpu)
+    # Optional extra pod requests (any resource) on top of the above.
     requests: dict[str, str] = Field(default_factory=dict)
     # Process-backed local nodes run pods without a container runtime; a profile may say
     # the security context cannot be enforced there, but defaults to the restricted one.
@@ -75,6 +87,9 @@ DGX_H100 = HardwareProfile(
     gpus_per_node=8,
     gpu_memory_gib=80,
     shm_size="64Gi",
+    # 224 hardware threads and 2 TiB per DGX H100; the rest is for the node's daemons
+    cpu="208",
+    memory="1800Gi",
     env={"NCCL_SOCKET_IFNAME": "eth0", "NCCL_DEBUG": "WARN", "TORCH_NCCL_ASYNC_ERROR_HANDLING": "1"},
     rdma=Rdma(resource="rdma/rdma_shared_device_a", count=1,
               env={"NCCL_IB_DISABLE": "0", "NCCL_IB_HCA": "mlx5"}),

@@ -125,7 +125,7 @@ def eval_stage(evaluation: Evaluation, *, prefix: str, stage: str, model: str, i
 
 
 def job_request(plan: StagePlan, *, owner: Owner, job_name: str, spec_hash: str, image: str,
-                backoff_limit: int, resources: Resources) -> JobRequest:
+                backoff_limit: int, resources: Resources, resume_from: str | None = None) -> JobRequest:
     """The Job request of a stage: its worker config plus placement.
 
     Training stages always name their checkpoint directory in ``resume_from``: the config is
@@ -143,11 +143,12 @@ def job_request(plan: StagePlan, *, owner: Owner, job_name: str, spec_hash: str,
         params=dict(plan.params),
         shard_index=0,
         num_shards=plan.num_shards,
-        resume_from=(join(plan.output, "checkpoints") + "/") if plan.resume else None,
+        resume_from=resume_from or ((join(plan.output, "checkpoints") + "/") if plan.resume else None),
         spec_hash=spec_hash,
         image=image,
         workdir="",
     )
     return JobRequest(job_name=job_name, stage=plan.stage, config=config, pods=plan.pods,
-                      rendezvous=plan.rendezvous, gpus_per_pod=plan.gpus_per_pod,
+                      rendezvous=plan.rendezvous, distributed=plan.task in TRAINING_TASKS,
+                      gpus_per_pod=plan.gpus_per_pod,
                       backoff_limit=backoff_limit, resources=resources)

@@ -118,6 +118,14 @@ class Cluster:
         items: list[dict[str, Any]] = self._json(resp).get("items", [])
         return items
 
+    def list_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
+        """The pods of one Job (the Job controller's ``batch.kubernetes.io/job-name`` label)."""
+        resp = self.core.list_namespaced_pod(
+            namespace, label_selector=f"batch.kubernetes.io/job-name={job_name}", _preload_content=False
+        )
+        items: list[dict[str, Any]] = self._json(resp).get("items", [])
+        return items
+
     def apply(self, obj: dict[str, Any]) -> None:
         """Server-side apply with the operator's field manager (creates or converges)."""
         meta = obj["metadata"]
@@ -145,14 +153,19 @@ class Cluster:
         return True
 
     # -- events --------------------------------------------------------------------------
-    def post_event(self, body: dict[str, Any], *, type_: str, reason: str, message: str) -> None:
-        """A core/v1 Event on the CR (what `kubectl describe` shows). Never fails the pass."""
+    def post_event(self, body: dict[str, Any], *, type_: str, reason: str, message: str,
+                   name: str | None = None) -> None:
+        """A core/v1 Event on the CR (what `kubectl describe` shows). Never fails the pass.
+
+        ``name`` makes it posted once: a later pass that posts the same name finds it exists.
+        """
         meta = body.get("metadata") or {}
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        ident = {"name": name} if name else {"generateName": f"{meta.get('name', 'synthloop')}."}
         event = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{meta.get('name', 'synthloop')}.", "namespace": meta.get("namespace")},
+            "metadata": {**ident, "namespace": meta.get("namespace")},
             "involvedObject": {
                 "apiVersion": API_VERSION,
                 "kind": body.get("kind"),
@@ -174,4 +187,6 @@ class Cluster:
         try:
             self.core.create_namespaced_event(str(meta.get("namespace")), event)  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001 - an Event is best-effort by nature
+            if name and self._status(exc) == 409:
+                return  # posted by an earlier pass
             log.warning("could not post event %s on %s/%s: %s", reason, meta.get("namespace"), meta.get("name"), exc)

@@ -17,6 +17,9 @@ JOB_CREATED = "JobCreated"
 JOB_RUNNING = "JobRunning"
 JOB_SUSPENDED = "JobSuspended"  # queued in Kueue, waiting for admission
 STAGES_COMPLETE = "StagesComplete"
+ATTEMPT_STARTED = "AttemptStarted"  # a gang stage's next attempt, resuming from a checkpoint
+ATTEMPT_FAILED = "AttemptFailed"  # Event: one attempt of a gang stage failed
+POD_FAILED = "PodFailed"  # Event: a worker pod failed, with its termination message
 NOT_STARTED = "NotStarted"
 
 # Evaluated
@@ -37,6 +40,7 @@ REF_CYCLE = "RefCycle"
 SECRET_MISSING = "SecretMissing"
 PROFILE_MISSING = "ProfileMissing"
 JOB_FAILED = "JobFailed"
+INVALID_INPUT = "InvalidInput"  # a worker exited with EXIT_INVALID_INPUT: retrying cannot help
 MANIFEST_INVALID = "ManifestInvalid"  # a Job succeeded but its manifest is missing or does not verify
 NO_FAILURE = "NoFailure"
 

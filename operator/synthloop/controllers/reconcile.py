@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ from typing import Any, Literal
 from synthloop.api.v1alpha1 import KINDS
 from synthloop.api.v1alpha1.common import Gate, Source
 from synthloop.api.validate import SpecError, parse_spec
-from synthloop.artifacts.manifest import MANIFEST_NAME, Manifest, ManifestError, verify_manifest
+from synthloop.artifacts.manifest import MANIFEST_NAME, Manifest, ManifestError, verify_outputs
 from synthloop.artifacts.promotion import (
     PromotionPointer,
     may_replace,
@@ -27,7 +28,7 @@ from synthloop.artifacts.promotion import (
     split_reference,
     write_promotion,
 )
-from synthloop.artifacts.store import ArtifactNotFound, ArtifactStore
+from synthloop.artifacts.store import WEIGHTS_NAME, ArtifactNotFound, ArtifactStore
 from synthloop.artifacts.uris import join, promotion_uri, run_prefix
 from synthloop.builders.jobs import Owner, Platform, build_job, build_service
 from synthloop.builders.names import job_name
@@ -41,7 +42,14 @@ from synthloop.controllers.config import OperatorConfig
 from synthloop.controllers.gates import evaluate_gates
 from synthloop.controllers.kube import Cluster
 from synthloop.controllers.plan import evaluation_of, input_sources, reward_weights, training_stages
-from synthloop.controllers.resolve import Invalid, Resolved, Waiting, find_cycle, resolve_source
+from synthloop.controllers.resolve import (
+    MODEL_ROLES,
+    Invalid,
+    Resolved,
+    Waiting,
+    find_cycle,
+    resolve_source,
+)
 from synthloop.controllers.status import (
     attempts,
     gpu_hours,
@@ -56,6 +64,7 @@ log = logging.getLogger("synthloop.operator")
 TERMINAL = frozenset({"Succeeded", "Promoted", "Rejected", "Failed"})
 SUCCESS = frozenset({"Succeeded", "Promoted"})
 MANIFEST_OUTPUT = "manifest:"
+VERIFIED_CACHE = 8192  # verified manifests kept in memory (a few KiB each)
 
 
 @dataclass(frozen=True)
@@ -99,18 +108,25 @@ class Lookup:
         return self._lists[kind]
 
 
-def _digest(parts: list[bytes]) -> str:
+def _digest_of(digests: list[bytes]) -> str:
+    """One sha256 over several (the sha256 digests of a stage's manifests, in order)."""
     h = hashlib.sha256()
-    for p in parts:
-        h.update(hashlib.sha256(p).digest())
+    for d in digests:
+        h.update(d)
     return h.hexdigest()
+
+
+def content_sha256(files: dict[str, tuple[str, str, int]]) -> str:
+    """A data set's hash from its files' content hashes alone (role -> (uri, sha256, size)):
+    the same bytes hash the same in every run, whatever their URIs."""
+    return hashlib.sha256("".join(f"{role}:{sha}\n" for role, (_, sha, _) in sorted(files.items())).encode()).hexdigest()
 
 
 def _model_output(manifest: Manifest, model_uri: str) -> tuple[str, int]:
     """sha256 of the weights file and total size of a model directory listed in a manifest."""
     files = [o for o in manifest.outputs if o.uri.startswith(model_uri)]
     size = sum(o.size for o in files)
-    weights = next((o for o in files if o.uri.endswith(".safetensors")), None)
+    weights = next((o for o in files if o.uri.endswith("/" + WEIGHTS_NAME)), None)
     return (weights.sha256 if weights else ""), size
 
 
@@ -144,6 +160,33 @@ class Reconciler:
         self.clock = clock
         self._locks: dict[tuple[str, str, str], threading.Lock] = {}
         self._guard = threading.Lock()
+        # manifest URI -> (ETag, manifest, sha256 of its bytes) of manifests that verified.
+        self._verified: OrderedDict[str, tuple[str, Manifest, bytes]] = OrderedDict()
+
+    def verified(self, uri: str) -> tuple[Manifest, bytes]:
+        """The manifest at ``uri`` with its outputs HEAD-checked, and the sha256 of its bytes.
+
+        Cached by the manifest's ETag, so a pass over finished stages costs one HEAD per
+        manifest; raises ArtifactNotFound, or ManifestError when it does not verify.
+        """
+        head = self.store.head(uri)
+        with self._guard:
+            hit = self._verified.get(uri)
+            if hit is not None and head.etag and hit[0] == head.etag:
+                self._verified.move_to_end(uri)
+                return hit[1], hit[2]
+        raw = self.store.get_bytes(uri)
+        try:
+            manifest = Manifest.model_validate_json(raw)
+        except ValueError as exc:
+            raise ManifestError(f"{uri}: malformed manifest: {exc}") from exc
+        verify_outputs(self.store, manifest)
+        digest = hashlib.sha256(raw).digest()
+        with self._guard:
+            self._verified[uri] = (head.etag, manifest, digest)
+            while len(self._verified) > VERIFIED_CACHE:
+                self._verified.popitem(last=False)
+        return manifest, digest
 
     def promotion_lock(self, namespace: str, name: str) -> threading.Lock:
         """Serialises read-decide-write of one pointer between passes of this process."""
@@ -207,6 +250,9 @@ class _Pass:
                                  name=self.name, uid=self.uid)
         self.jobs: dict[str, dict[str, Any]] = {}
         self._verified_outputs: list[dict[str, Any]] = []
+        # sha256 by object URI of everything this pass knows (inputs, verified stage outputs):
+        # a Job's worker checks what it downloads against the entries under its inputs.
+        self._expected: dict[str, str] = {}
 
     # -- status helpers --------------------------------------------------------------------
     def cond(self, type_: str, status: bool | str, reason: str, message: str = "") -> None:
@@ -404,44 +450,46 @@ class _Pass:
         self.new["inputs"] = [
             {"name": role, "uri": r.uri, "sha256": r.sha256, "size": r.size} for role, r in sorted(resolved.items())
         ]
+        for r in resolved.values():
+            self._expected.update(r.checksums)
+            if r.sha256 and r.uri.endswith("/") and r.role in MODEL_ROLES:
+                self._expected[join(r.uri, WEIGHTS_NAME)] = r.sha256  # a model's sha256 is its weights'
+            elif r.sha256 and not r.uri.endswith("/"):
+                self._expected[r.uri] = r.sha256
         return resolved
 
     # -- stages ----------------------------------------------------------------------------
-    def _cached_digest(self, stage: str) -> str | None:
-        for out in self.old.get("outputs") or []:
-            if out.get("name") == MANIFEST_OUTPUT + stage:
-                return str(out.get("sha256") or "")
-        return None
-
     def _verify(self, plan: StagePlan) -> tuple[list[Manifest], str | None, int]:
         """Manifests of a stage if all verify (else an error), and how many exist.
 
-        The content check (sha256 of every output, a download) runs once per manifest
-        version: its digest is kept in ``status.outputs`` as ``manifest:<stage>``.
+        HEAD requests only, no output is downloaded: each manifest is HEADed, fetched and its
+        outputs HEAD-checked (size, recorded sha256) once per manifest version (ETag); later
+        passes reuse that (:meth:`Reconciler.verified`). Its digest is kept in
+        ``status.outputs`` as ``manifest:<stage>``.
         """
-        raw: list[bytes] = []
+        manifests: list[Manifest] = []
+        digests: list[bytes] = []
         error: str | None = None
         for prefix in plan.manifests:
             uri = join(prefix, MANIFEST_NAME)
             try:
-                raw.append(self.store.get_bytes(uri))
+                manifest, digest = self.rec.verified(uri)
             except ArtifactNotFound:
                 error = error or f"{uri} does not exist"
+                continue
+            except (ManifestError, ValueError) as exc:
+                error = error or str(exc)
+                continue
+            manifests.append(manifest)
+            digests.append(digest)
+            self._expected.update({o.uri: o.sha256 for o in manifest.outputs if o.sha256})
         if error:
-            return [], error, len(raw)
-        digest = _digest(raw)
-        try:
-            if self._cached_digest(plan.stage) == digest:
-                manifests = [Manifest.model_validate_json(b) for b in raw]
-            else:
-                manifests = [verify_manifest(self.store, prefix) for prefix in plan.manifests]
-        except (ManifestError, ValueError) as exc:
-            return [], str(exc), len(raw)
+            return [], error, len(manifests)
         self._verified_outputs.append({
             "name": MANIFEST_OUTPUT + plan.stage, "uri": join(plan.manifests[0], MANIFEST_NAME),
-            "sha256": digest, "size": len(raw),
+            "sha256": _digest_of(digests), "size": len(manifests),
         })
-        return manifests, None, len(raw)
+        return manifests, None, len(manifests)
 
     def _progress(self, plan: StagePlan, manifests_present: int) -> str:
         reports = []
@@ -508,6 +556,9 @@ class _Pass:
                             s3_secure=self.config.s3_secure, image_pull_policy=self.config.image_pull_policy)
         req = job_request(plan, owner=self.owner, job_name=name, spec_hash=self._spec_hash(), image=image,
                           backoff_limit=spec.backoff_limit, resources=spec.resources)
+        ins = list(req.config.inputs.values())
+        req.config.checksums = {uri: sha for uri, sha in sorted(self._expected.items())
+                                if any(uri == i or (i.endswith("/") and uri.startswith(i)) for i in ins)}
         if req.rendezvous:
             self.cluster.apply(build_service(self.owner, req))
         self.cluster.apply(build_job(self.owner, platform, profile, req,
@@ -528,7 +579,7 @@ class _Pass:
         if self.kind == "SynthRound":
             merged = final[0]
             files = _data_outputs(merged)
-            outputs.append({"name": "data", "uri": last.output, "sha256": self._cached_digest_new(last.stage),
+            outputs.append({"name": "data", "uri": last.output, "sha256": content_sha256(files),
                             "size": sum(o.size for o in merged.outputs)})
             for role, (uri, sha, size) in sorted(files.items()):
                 outputs.append({"name": role, "uri": uri, "sha256": sha, "size": size})
@@ -541,12 +592,6 @@ class _Pass:
                 counts.update(m.counts)
         self.new["outputs"] = outputs + self._verified_outputs
         self.new["counts"] = counts
-
-    def _cached_digest_new(self, stage: str) -> str:
-        for out in self._verified_outputs:
-            if out["name"] == MANIFEST_OUTPUT + stage:
-                return str(out["sha256"])
-        return ""
 
     def _reference_metrics(
         self, source: Source, label: str, metrics_needed: set[str], lookup: Lookup

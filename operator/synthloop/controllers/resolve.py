@@ -39,6 +39,7 @@ class Resolved:
     source: str = ""  # human-readable: "SynthRound round-1", "promoted interm-1", "uri"
     metrics: dict[str, float] | None = None  # known metrics of a model (promotion pointer, producer status)
     extra: dict[str, str] = field(default_factory=dict)  # more roles, e.g. sft/preference of a data input
+    checksums: dict[str, str] = field(default_factory=dict)  # sha256 of the extra roles' objects, by URI
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,8 @@ def resolve_source(
             f"waiting for {ref.kind} {ref.name} to list output {want!r} (has {', '.join(sorted(outputs)) or 'none'})",
         )
     extra = {r: str(outputs[r]["uri"]) for r in ("sft", "preference") if role == "data" and r in outputs}
+    checksums = {str(outputs[r]["uri"]): str(outputs[r].get("sha256") or "") for r in extra}
     metrics = {str(k): float(v) for k, v in (status.get("metrics") or {}).items()}
     return Resolved(role=role, uri=str(out["uri"]), sha256=str(out.get("sha256", "")),
                     size=int(out.get("size", 0)), source=f"{ref.kind} {ref.name}",
-                    metrics=metrics or None, extra=extra)
+                    metrics=metrics or None, extra=extra, checksums=checksums)

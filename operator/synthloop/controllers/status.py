@@ -12,6 +12,9 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 JobState = Literal["missing", "suspended", "running", "complete", "failed"]
+WORKER_CONTAINER = "worker"
+#: What of a termination message (or a log tail) goes into a condition message.
+REASON_CHARS = 600
 
 
 def _cond_true(job: Mapping[str, Any], type_: str) -> dict[str, Any] | None:
@@ -46,6 +49,62 @@ def job_failure(job: Mapping[str, Any]) -> str:
         parts[-1] += f": {cond['message']})" if cond.get("message") else ")"
     parts.append(f"after {int(status.get('failed') or 0)} failed pod(s), backoffLimit {backoff}")
     return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class PodFailure:
+    """One failed pod of a Job: what the kubelet recorded of its worker container."""
+
+    pod: str
+    uid: str
+    exit_code: int | None
+    reason: str  # the container's terminated reason (Error, OOMKilled), else the pod's
+    message: str  # the termination message (the worker's one-line reason), collapsed to one line
+    finished_at: str
+    disrupted: bool  # DisruptionTarget: preempted, drained, evicted
+
+    def describe(self) -> str:
+        code = f"exit code {self.exit_code}" if self.exit_code is not None else (self.reason or "failed")
+        return f"pod {self.pod} {code}" + (f" ({self.reason})" if self.reason not in ("", "Error") and
+                                         self.exit_code is not None else "")
+
+
+def _one_line(text: str, limit: int = REASON_CHARS) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else "..." + flat[-(limit - 3):]
+
+
+def pod_failures(pods: Iterable[Mapping[str, Any]]) -> list[PodFailure]:
+    """The failed pods, earliest first (the first one is usually the root cause of a gang)."""
+    out: list[PodFailure] = []
+    for pod in pods:
+        status = pod.get("status") or {}
+        if status.get("phase") != "Failed":
+            continue
+        meta = pod.get("metadata") or {}
+        statuses = status.get("containerStatuses") or []
+        cs = next((c for c in statuses if c.get("name") == WORKER_CONTAINER), statuses[0] if statuses else {})
+        term = (cs.get("state") or {}).get("terminated") or (cs.get("lastState") or {}).get("terminated") or {}
+        disrupted = any(c.get("type") == "DisruptionTarget" and c.get("status") == "True"
+                        for c in status.get("conditions") or [])
+        code = term.get("exitCode")
+        out.append(PodFailure(
+            pod=str(meta.get("name", "?")), uid=str(meta.get("uid", "")),
+            exit_code=int(code) if code is not None else None,
+            reason=str(term.get("reason") or status.get("reason") or ""),
+            message=_one_line(term.get("message") or status.get("message") or ""),
+            finished_at=str(term.get("finishedAt") or ""), disrupted=disrupted,
+        ))
+    return sorted(out, key=lambda f: (f.finished_at or "~", f.pod))
+
+
+def failure_reason(job: Mapping[str, Any], failures: list[PodFailure]) -> str:
+    """The worker's own reason first, then which pod and how the Job failed."""
+    root = next((f for f in failures if f.message), None)
+    if root is None:
+        detail = "; ".join(f.describe() for f in failures[:3])
+        return job_failure(job) + (f": {detail}" if detail else "")
+    return f"{root.message} ({root.describe()}; {job_failure(job)})"
 
 
 def _ts(value: Any) -> datetime | None:

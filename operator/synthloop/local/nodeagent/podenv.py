@@ -13,6 +13,11 @@ So a worker that takes its paths from env or args (as synthloop workers do) work
 unchanged; one that hard-codes an absolute mount path does not. ``/dev/shm`` mounts are
 left alone (the host's /dev/shm is shared memory already). Service-account token volumes
 are replaced by ``KUBECONFIG`` (see ``agent.py``).
+
+Names: there is no cluster DNS on a process node, and every pod there has the node's address
+(127.0.0.1). A pod with ``spec.subdomain`` gets the names of its peers under that headless
+Service (``<hostname>.<subdomain>[.<ns>[.svc...]]``, e.g. torchrun's rank-0 address) rewritten to
+127.0.0.1 in its env, command and args: what the cluster DNS would have answered.
 """
 
 from __future__ import annotations
@@ -36,6 +41,21 @@ class PodSpecError(ValueError):
 
 class MissingReferenceError(PodSpecError):
     """A referenced Secret/ConfigMap (key) does not exist yet; a kubelet keeps retrying."""
+
+
+POD_ADDRESS = "127.0.0.1"
+
+
+def resolve_peer_names(value: str, pod: Mapping[str, Any]) -> str:
+    """``<hostname>.<subdomain>...`` names of the pod's headless Service -> the node address."""
+    spec = pod.get("spec") or {}
+    sub = spec.get("subdomain")
+    if not sub:
+        return value
+    ns = re.escape(str((pod.get("metadata") or {}).get("namespace", "")))
+    pattern = (rf"(?<![\w.-])[a-z0-9](?:[-a-z0-9]*[a-z0-9])?\.{re.escape(sub)}"
+               rf"(?:\.{ns}(?:\.svc(?:\.[a-z0-9.-]*[a-z0-9])?)?)?(?=$|[:/\s,;\"'])")
+    return re.sub(pattern, POD_ADDRESS, value)
 
 
 def expand(value: str, env: Mapping[str, str]) -> str:
@@ -216,14 +236,15 @@ def build_env(
             raise PodSpecError(f"env {name}: unsupported valueFrom {sorted(vf)}")
         declared[name] = value
     for k, v in declared.items():
-        env[k] = rewrite_paths(v, mounts)
+        env[k] = resolve_peer_names(rewrite_paths(v, mounts), pod)
     env["SYNTHLOOP_POD_DIR"] = str(pod_dir)
     for vol, local in dirs.items():
         env["SYNTHLOOP_VOLUME_" + re.sub(r"[^A-Za-z0-9]", "_", vol).upper()] = str(local)
     return env
 
 
-def build_argv(container: Mapping[str, Any], env: Mapping[str, str], dirs: Mapping[str, Path]) -> list[str]:
+def build_argv(container: Mapping[str, Any], env: Mapping[str, str], dirs: Mapping[str, Path],
+               pod: Mapping[str, Any] | None = None) -> list[str]:
     """command + args with ``$(VAR)`` expanded and mount paths rewritten."""
     command = list(container.get("command") or [])
     if not command:
@@ -233,7 +254,7 @@ def build_argv(container: Mapping[str, Any], env: Mapping[str, str], dirs: Mappi
         )
     mounts = mount_map(container, dirs)
     argv = command + list(container.get("args") or [])
-    return [rewrite_paths(expand(a, env), mounts) for a in argv]
+    return [resolve_peer_names(rewrite_paths(expand(a, env), mounts), pod or {}) for a in argv]
 
 
 def working_dir(container: Mapping[str, Any], dirs: Mapping[str, Path], pod_dir: Path) -> Path:

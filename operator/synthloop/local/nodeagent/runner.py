@@ -4,6 +4,12 @@ The runner owns the pod's status while it runs and reports it as a kubelet would
 with waiting containers, Running with ``startTime`` and running states, then Succeeded or
 Failed with each container's exit code, reason and times. Restart policies are honoured
 (``Always``/``OnFailure`` restart with a capped backoff and a ``restartCount``).
+
+Termination messages work as with a kubelet: a container's ``terminationMessagePath`` is a
+per-run file (the process node has no mounts, so the worker learns its path from
+``SYNTHLOOP_TERMINATION_MESSAGE_PATH``); what it wrote becomes ``state.terminated.message``, and
+with ``FallbackToLogsOnError`` a failed container that wrote nothing gets its log tail. Status
+updates are retried until they land (a restarting apiserver must not strand a finished pod).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from synthloop.local.nodeagent.podenv import (
     working_dir,
 )
 from synthloop.local.supervisor import ProcessRecord, process_start_ticks
+from synthloop.workers.errors import TERMINATION_PATH_ENV
 
 log = logging.getLogger("synthloop.nodeagent")
 
@@ -43,6 +50,12 @@ PASSTHROUGH_ENV = (
 )
 TOKEN_SECONDS = 24 * 3600
 BACKOFF_CAP = 30.0
+# As the kubelet: at most 4096 bytes of a message file; the log fallback is the last 80 lines
+# and at most 2048 bytes.
+MESSAGE_BYTES = 4096
+FALLBACK_LINES = 80
+FALLBACK_BYTES = 2048
+STATUS_RETRY_CAP = 5.0
 
 
 def now_rfc3339() -> str:
@@ -71,6 +84,10 @@ class ContainerRun:
     @property
     def name(self) -> str:
         return str(self.spec["name"])
+
+    @property
+    def message_policy(self) -> str:
+        return str(self.spec.get("terminationMessagePolicy") or "File")
 
     def status(self, *, ready: bool) -> dict[str, Any]:
         image = str(self.spec.get("image", ""))
@@ -279,11 +296,35 @@ class PodRunner(threading.Thread):
             self.pod, run.spec, base=env_base, get_configmap=self._get_configmap,
             get_secret=self._get_secret, dirs=dirs, pod_dir=self.dir,
         )
-        return build_argv(run.spec, env, dirs), env, working_dir(run.spec, dirs, self.dir)
+        env[TERMINATION_PATH_ENV] = str(self._message_file(run.name))
+        return build_argv(run.spec, env, dirs, self.pod), env, working_dir(run.spec, dirs, self.dir)
+
+    def _message_file(self, container: str) -> Path:
+        """Where ``container`` writes its termination message (its ``terminationMessagePath``)."""
+        return self.dir / "termination" / container
+
+    def _termination_message(self, run: ContainerRun, exit_code: int, log_path: Path) -> str | None:
+        """The message file's content; with FallbackToLogsOnError and a failure, else the log tail."""
+        path = self._message_file(run.name)
+        text = ""
+        try:
+            text = path.read_bytes()[:MESSAGE_BYTES].decode(errors="replace").strip()
+        except OSError:
+            pass
+        if not text and exit_code != 0 and run.message_policy == "FallbackToLogsOnError":
+            try:
+                tail = log_path.read_bytes()[-FALLBACK_BYTES:]
+            except OSError:
+                tail = b""
+            text = "\n".join(tail.decode(errors="replace").splitlines()[-FALLBACK_LINES:]).strip()
+        return text or None
 
     def _start(self, run: ContainerRun) -> None:
         argv, env, cwd = self._plans[run.name]
         log_path = self.dir / "logs" / f"{run.name}-{run.restarts}.log"
+        message = self._message_file(run.name)
+        message.parent.mkdir(parents=True, exist_ok=True)
+        message.write_bytes(b"")  # each run starts with an empty message, as in a new container
         out = log_path.open("ab")
         try:
             run.proc = subprocess.Popen(
@@ -322,13 +363,17 @@ class PodRunner(threading.Thread):
         code = run.proc.wait()
         # a signal-killed process reports -N; container runtimes report 128+N
         exit_code = 128 - code if code < 0 else code
-        run.state = {"terminated": {
+        terminated: dict[str, Any] = {
             "exitCode": exit_code,
             "reason": "Completed" if exit_code == 0 else "Error",
             "startedAt": run.started_at or now_rfc3339(),
             "finishedAt": now_rfc3339(),
             "containerID": f"synthloop-process://{run.proc.pid}",
-        }}
+        }
+        message = self._termination_message(run, exit_code, self.dir / "logs" / f"{run.name}-{run.restarts}.log")
+        if message:
+            terminated["message"] = message
+        run.state = {"terminated": terminated}
         run.proc = None
         (self.dir / "pids" / f"{run.name}.json").unlink(missing_ok=True)
         return exit_code
@@ -398,11 +443,32 @@ class PodRunner(threading.Thread):
             "reason": self.reason,
             "message": self.message,
         }
-        try:
-            self.kube.patch(self._status_path, {"status": status})
-        except KubeError as exc:
-            if exc.status != 404:  # pod already gone: nothing to report to
-                log.warning("pod %s/%s: status update failed: %s", self.namespace, self.pod_name, exc)
+        self._patch_status(status, final=self.phase in ("Succeeded", "Failed"))
+
+    def _patch_status(self, status: dict[str, Any], *, final: bool) -> None:
+        """PATCH the status, retrying with a capped backoff until it lands, as a kubelet does.
+
+        A pod that is gone (404) has nobody to report to. A running pod's update gives up
+        once its processes change again (the next report carries the newer state).
+        """
+        delay = 0.5
+        while True:
+            try:
+                self.kube.patch(self._status_path, {"status": status})
+                return
+            except KubeError as exc:
+                if exc.status == 404:
+                    return
+                if exc.status and exc.status < 500 and exc.status != 429:
+                    log.warning("pod %s/%s: status update rejected: %s", self.namespace, self.pod_name, exc)
+                    return
+                log.warning("pod %s/%s: status update failed (retrying in %.1fs): %s",
+                            self.namespace, self.pod_name, delay, exc)
+            if not final and (self.stopping or any(
+                    c.proc is not None and c.proc.poll() is not None for c in self.containers)):
+                return
+            time.sleep(delay)
+            delay = min(STATUS_RETRY_CAP, delay * 2)
 
     # -- API lookups --------------------------------------------------------------------
 

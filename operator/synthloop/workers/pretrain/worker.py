@@ -24,6 +24,7 @@ from synthloop.models.build import build_model, dims_from_config, tokenizer_matc
 from synthloop.models.io import save_model
 from synthloop.models.presets import ModelDims, get_preset
 from synthloop.models.tokenizer import train_tokenizer
+from synthloop.workers.errors import InvalidInput
 from synthloop.workers.training.blend import BlendData, documents_from_text
 from synthloop.workers.training.checkpoint import CheckpointError, Checkpoints
 from synthloop.workers.training.distributed import DistEnv, deepspeed_available, deepspeed_config
@@ -70,8 +71,8 @@ def run(config: WorkerConfig, *, stop_after_step: int | None = None) -> int:
     params = PretrainParams.model_validate(config.params)
     env = DistEnv.from_env()
     if params.parallelism.pipeline > 1:
-        raise ValueError("parallelism.pipeline > 1 needs a pipeline-parallel (Megatron) trainer; "
-                         "this worker runs ZeRO data parallelism (with AutoTP for tensor > 1)")
+        raise InvalidInput("parallelism.pipeline > 1 needs a pipeline-parallel (Megatron) trainer; "
+                           "this worker runs ZeRO data parallelism (with AutoTP for tensor > 1)")
     store = open_store(config.output)
     run_io = Run(config, store, env=env)
     if run_io.already_finished():
@@ -85,6 +86,8 @@ def run(config: WorkerConfig, *, stop_after_step: int | None = None) -> int:
     blend_names = {b.source for p in params.phases for b in p.blend}
     file_sources = {name: documents_from_text(text)
                     for name, text in _file_sources(run_io, blend_names).items()}
+    # before any weights or tokenizer work: an unknown source fails the pod in seconds
+    _check_blends(BlendData(_NoTokenizer(), seq_length=1, seed=params.seed, file_sources=file_sources), params)
 
     # ---- resume point ------------------------------------------------------------------
     ckpts = Checkpoints(store, config.output, task=config.task)
@@ -116,8 +119,7 @@ def run(config: WorkerConfig, *, stop_after_step: int | None = None) -> int:
         model = build_model(dims, vocab_size=len(tokenizer), seed=params.seed)
 
     data = BlendData(tokenizer, seq_length=seq, seed=params.seed, file_sources=file_sources)
-    for p in params.phases:
-        data.check_blend([b.source for b in p.blend], phase=p.name)
+    _check_blends(data, params)
     steps = make_plan(params, seq)
     if start_step > len(steps):
         raise CheckpointError(f"checkpoint step {start_step} is past the plan's {len(steps)} steps")
@@ -237,14 +239,22 @@ def _file_sources(run_io: Run, names: set[str]) -> dict[str, str]:
     return out
 
 
+def _check_blends(data: BlendData, params: PretrainParams) -> None:
+    """Every phase's sources exist; an unknown one is invalid input (no retry can fix it)."""
+    for p in params.phases:
+        try:
+            data.check_blend([b.source for b in p.blend], phase=p.name)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from exc
+
+
 class _TextSampler:
     """Tokenizer training text drawn from every phase's blend (seeded)."""
 
     def __init__(self, file_sources: dict[str, list[str]], params: PretrainParams) -> None:
         self.data = BlendData(_NoTokenizer(), seq_length=1, seed=params.seed, file_sources=file_sources)
         self.blend = [(b.source, b.weight) for p in params.phases for b in p.blend]
-        for p in params.phases:
-            self.data.check_blend([b.source for b in p.blend], phase=p.name)
+        _check_blends(self.data, params)
 
     def texts(self, n: int) -> list[str]:
         return self.data.texts(n, self.blend)
