@@ -87,6 +87,8 @@ class ApiServer:
         self.secrets = {"synthloop-minio"}
         self.status_writes = 0
         self.events: list[tuple[str, str, str]] = []
+        self.event_names: set[str] = set()
+        self.pods: dict[str, list[dict[str, Any]]] = {}  # Job name -> its pods, as the kubelet left them
         self.workloads: list[dict[str, Any]] = []  # Kueue's, as its controller would write them
 
     def add(self, kind: str, name: str, spec: dict[str, Any], *, age_s: float = 3600) -> None:
@@ -133,8 +135,16 @@ class ApiServer:
     def secret_exists(self, namespace: str, name: str) -> bool:
         return name in self.secrets
 
-    def post_event(self, body: dict[str, Any], *, type_: str, reason: str, message: str) -> None:
+    def post_event(self, body: dict[str, Any], *, type_: str, reason: str, message: str,
+                   name: str | None = None) -> None:
+        if name is not None and name in self.event_names:
+            return  # 409 AlreadyExists: posted by an earlier pass
+        if name is not None:
+            self.event_names.add(name)
         self.events.append((body["metadata"]["name"], reason, message))
+
+    def list_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
+        return [copy.deepcopy(p) for p in self.pods.get(job_name, [])]
 
     # -- the Job controller and the workers, played by the test ------------------------
     def finish(self, job: str, *, ok: bool = True) -> None:

@@ -31,9 +31,10 @@ from synthloop.artifacts.promotion import (
 from synthloop.artifacts.store import WEIGHTS_NAME, ArtifactNotFound, ArtifactStore
 from synthloop.artifacts.uris import join, promotion_uri, run_prefix
 from synthloop.builders.jobs import Owner, Platform, build_job, build_service
-from synthloop.builders.names import job_name
+from synthloop.builders.names import attempt_job_name
 from synthloop.builders.profiles import HardwareProfile
 from synthloop.builders.stages import StagePlan, eval_stage, job_request
+from synthloop.controllers import attempts as gang
 from synthloop.controllers import conditions as C
 from synthloop.controllers import kueue
 from synthloop.controllers import reasons as R
@@ -51,10 +52,12 @@ from synthloop.controllers.resolve import (
     resolve_source,
 )
 from synthloop.controllers.status import (
+    PodFailure,
     attempts,
+    failure_reason,
     gpu_hours,
-    job_failure,
     job_state,
+    pod_failures,
     progress_from_reports,
     status_patch,
 )
@@ -88,6 +91,7 @@ class _Event:
     type: str
     reason: str
     message: str
+    name: str | None = None  # a deterministic Event name: posted once across passes
 
 
 class Lookup:
@@ -261,8 +265,8 @@ class _Pass:
             now=self.now_s, generation=self.generation,
         )
 
-    def event(self, type_: str, reason: str, message: str) -> None:
-        self.events.append(_Event(type_, reason, message))
+    def event(self, type_: str, reason: str, message: str, *, name: str | None = None) -> None:
+        self.events.append(_Event(type_, reason, message, name))
 
     def fail(self, reason: str, message: str) -> _Stop:
         self.cond("Failed", True, reason, message)
@@ -515,7 +519,7 @@ class _Pass:
         manifests, error, present = self._verify(plan)
         if error is None:
             return manifests
-        name = job_name(self.name, plan.stage)
+        attempt, name = gang.current_attempt(self.jobs, self.name, plan.stage)
         job = self.jobs.get(name)
         state = job_state(job)
         self.new["stage"] = plan.stage
@@ -531,7 +535,7 @@ class _Pass:
             raise _Stop(Outcome("running", f"created Job {name}"))
         assert job is not None
         if state == "failed":
-            raise self.fail(R.JOB_FAILED, f"stage {plan.stage}: {job_failure(job)}")
+            raise self._failed(plan, spec, profile, job, attempt)
         if state == "complete":
             # A pod that "succeeded" without writing its manifest never really ran (a KWOK
             # node), or crashed after exit 0: either way its output cannot be trusted.
@@ -545,17 +549,53 @@ class _Pass:
             self.new["progress"] = "queued"
             raise _Stop(Outcome("running", "suspended"))
         self.new["progress"] = self._progress(plan, present)
+        if int((job.get("status") or {}).get("failed") or 0):
+            self._pod_failures(plan, job)  # a Warning per failed pod, also while its Job retries
         admitted = kueue.admission_note(self.cluster, job)
         self.cond("Running", True, R.JOB_RUNNING, f"stage {plan.stage}: Job {name} running ({self.new['progress']})"
                   + (f"; {admitted}" if admitted else ""))
         raise _Stop(Outcome("running", f"Job {name} running"))
 
-    def _create(self, plan: StagePlan, name: str, spec: Any, profile: HardwareProfile) -> None:
+    def _pod_failures(self, plan: StagePlan, job: dict[str, Any]) -> list[PodFailure]:
+        """The Job's failed pods, each posted once as a Warning Event with its reason."""
+        name = job["metadata"]["name"]
+        failures = pod_failures(self.cluster.list_pods(self.namespace, name))
+        for f in failures:
+            self.event("Warning", R.POD_FAILED, f"stage {plan.stage}: Job {name}: {f.describe()}"
+                       + (f": {f.message}" if f.message else ""), name=f"{self.name}.{f.uid or f.pod}")
+        return failures
+
+    def _failed(self, plan: StagePlan, spec: Any, profile: HardwareProfile, job: dict[str, Any],
+                attempt: int) -> _Stop:
+        """A failed Job: the next gang attempt (resuming from the last checkpoint), or the CR fails
+        with the worker's own reason."""
+        failures = self._pod_failures(plan, job)
+        reason = failure_reason(job, failures)
+        invalid = gang.invalid_input(failures)
+        if plan.rendezvous and not invalid and gang.may_retry(
+                attempt, backoff_limit=spec.backoff_limit, was_disrupted=gang.disrupted(failures)):
+            nxt = attempt + 1
+            name = attempt_job_name(self.name, plan.stage, nxt)
+            resume_uri, step = gang.resume_point(self.store, plan.output, plan.task)
+            self._create(plan, name, spec, profile, resume_from=resume_uri)
+            self.new["stageAttempt"], self.new["resumedFromStep"] = nxt, step
+            self.new["progress"] = f"attempt {nxt}, resuming at step {step}"
+            self.event("Warning", R.ATTEMPT_FAILED, f"stage {plan.stage}: attempt {attempt} failed: {reason}",
+                       name=f"{job['metadata']['name']}.failed")
+            message = (f"stage {plan.stage}: attempt {nxt} of at most {spec.backoff_limit + 1} (Job {name}) "
+                       f"resumes from step {step}" + (f" ({resume_uri})" if resume_uri else " (no checkpoint yet)"))
+            self.cond("Running", True, R.ATTEMPT_STARTED, message)
+            self.event("Normal", R.ATTEMPT_STARTED, message, name=f"{name}.started")
+            return _Stop(Outcome("running", message))
+        return self.fail(R.INVALID_INPUT if invalid else R.JOB_FAILED, f"stage {plan.stage}: {reason}")
+
+    def _create(self, plan: StagePlan, name: str, spec: Any, profile: HardwareProfile,
+                resume_from: str | None = None) -> None:
         image = spec.resources.image or self.config.image_for(self.kind)
         platform = Platform(image=image, s3_endpoint=self.config.s3_endpoint, s3_secret=self.config.s3_secret,
                             s3_secure=self.config.s3_secure, image_pull_policy=self.config.image_pull_policy)
         req = job_request(plan, owner=self.owner, job_name=name, spec_hash=self._spec_hash(), image=image,
-                          backoff_limit=spec.backoff_limit, resources=spec.resources)
+                          backoff_limit=spec.backoff_limit, resources=spec.resources, resume_from=resume_from)
         ins = list(req.config.inputs.values())
         req.config.checksums = {uri: sha for uri, sha in sorted(self._expected.items())
                                 if any(uri == i or (i.endswith("/") and uri.startswith(i)) for i in ins)}
@@ -731,4 +771,8 @@ class _Pass:
         if patch is not None:
             self.cluster.patch_status(self.kind, self.namespace, self.name, patch)
         for ev in self.events:
-            self.cluster.post_event(self.body, type_=ev.type, reason=ev.reason, message=ev.message)
+            if ev.name:
+                self.cluster.post_event(self.body, type_=ev.type, reason=ev.reason, message=ev.message,
+                                        name=ev.name)
+            else:
+                self.cluster.post_event(self.body, type_=ev.type, reason=ev.reason, message=ev.message)
