@@ -116,3 +116,29 @@ def test_checked_in_crds_match_the_models(tmp_path: Path) -> None:
     target.write_text(target.read_text().replace("minimum: 1", "minimum: 2", 1))
     problems = write_or_check(tmp_path, check=True)
     assert len(problems) == 1 and "alignjobs" in problems[0]
+
+
+def _undescribed(node: dict[str, Any], path: str) -> list[str]:
+    out = []
+    for key, child in (node.get("properties") or {}).items():
+        here = f"{path}.{key}"
+        if not child.get("description"):
+            out.append(here)
+        out += _undescribed(child, here)
+    if isinstance(node.get("items"), dict):
+        out += _undescribed(node["items"], path + "[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        out += _undescribed(node["additionalProperties"], path + "{}")
+    return out
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_kubectl_explain_shows_a_description_on_every_field(kind: str) -> None:
+    schema = crd_for(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert _undescribed(schema, kind) == []
+
+
+def test_a_started_run_is_immutable_by_a_transition_rule() -> None:
+    for kind in KINDS:
+        (rule,) = crd_for(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["x-kubernetes-validations"]
+        assert "oldSelf.status.startedAt" in rule["rule"] and "self.spec == oldSelf.spec" in rule["rule"]

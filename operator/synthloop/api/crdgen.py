@@ -21,6 +21,15 @@ from pydantic import BaseModel
 from synthloop.api.v1alpha1 import GROUP, PLURALS, RESOURCES, SHORT_NAMES, VERSION
 
 DROP_KEYS = {"title", "$defs", "discriminator"}
+#: A run is immutable once started, like a Job's pod template: the outputs must be those of the
+#: spec the object shows. A transition rule (oldSelf), so create is never affected; status
+#: writes go through the status subresource and leave spec as it was.
+IMMUTABLE_RUN = {
+    "rule": "!has(oldSelf.status) || !has(oldSelf.status.startedAt) || self.spec == oldSelf.spec",
+    "message": "spec is immutable once the run has started (status.startedAt is set). To run a changed "
+    "spec, apply it under a new metadata.name, or delete this object and create it again (its artifacts "
+    "stay in the store unless keepArtifacts is false).",
+}
 PRINTER_COLUMNS = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Stage", "type": "string", "jsonPath": ".status.stage"},
@@ -91,12 +100,13 @@ def _schema_for(model: type[BaseModel]) -> dict[str, Any]:
         "description": (model.__doc__ or "").strip(),
         "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
+            "apiVersion": {"type": "string", "description": f"{GROUP}/{VERSION}"},
+            "kind": {"type": "string", "description": "The kind of this object."},
+            "metadata": {"type": "object", "description": "Standard object metadata (name, namespace, labels...)."},
             "spec": conv.convert(props["spec"]),
             "status": conv.convert(props["status"]),
         },
+        "x-kubernetes-validations": [IMMUTABLE_RUN],
     }
 
 

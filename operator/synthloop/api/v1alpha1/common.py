@@ -213,8 +213,27 @@ def _task_rules() -> Any:  # JSON for json_schema_extra
     return rules
 
 
+def _task_rules() -> Any:  # JSON for json_schema_extra
+    """Per suite type: every task is a built-in name from the catalog or a JSONL file URI."""
+    from synthloop import catalog
+
+    rules = []
+    for suite_type, names in catalog.EVAL_TASKS.items():
+        files = " || ".join(f"t.startsWith('{s}')" for s in catalog.URI_SCHEMES)
+        builtin = f"t in {cel_list(names)} || " if names else ""
+        expected = (f"one of {', '.join(names)}, or " if names else "") + "an s3:// or file:// JSONL file"
+        rules.append(cel(
+            f"self.type != '{suite_type}' || !has(self.tasks) || self.tasks.all(t, {builtin}{files})",
+            f"tasks: a {suite_type} task must be {expected}",
+            field_path=".tasks",
+        ))
+    return rules
+
+
 class EvalSuite(Model):
     """One evaluation: multiple-choice log-likelihood, IFEval-style, or reward-model win rate."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _task_rules()})
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _task_rules()})
 
@@ -260,6 +279,22 @@ class Evaluation(EvalSettings):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _gates_on_produced_metrics(self) -> Evaluation:
+        """A gate on a metric no suite writes could never pass: refuse it now, not after training."""
+        from synthloop import catalog
+
+        produced = catalog.produced_metrics((s.type, s.tasks) for s in self.suites)
+        if produced is None:  # a suite type the catalog does not know yet: its metrics are unknown
+            return self
+        for i, gate in enumerate(self.gates):
+            if gate.metric not in produced:
+                have = ", ".join(sorted(produced)) or "none (no suites)"
+                raise ValueError(
+                    f"gates[{i}].metric: no suite produces {gate.metric!r}; the suites produce: {have}"
+                )
+        return self
+
 
 class Promotion(Model):
     """Promote the trained model under a name when every gate passes."""
@@ -277,19 +312,23 @@ class Promotion(Model):
 
 
 class Condition(Model):
-    type: str
-    status: Literal["True", "False", "Unknown"]
-    reason: str = ""
-    message: str = ""
-    last_transition_time: str = ""
-    observed_generation: int = 0
+    """One observation of the run, in the Kubernetes conditions convention."""
+
+    type: str = Field(description="InputsReady, Running, Evaluated, Promoted or Failed.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(default="", description="CamelCase reason, e.g. WaitingForProducer, InvalidSpec.")
+    message: str = Field(default="", description="What happened, for people.")
+    last_transition_time: str = Field(default="", description="When status last changed (RFC 3339).")
+    observed_generation: int = Field(default=0, description="The metadata.generation this condition is about.")
 
 
 class Output(Model):
-    name: str
-    uri: str
-    sha256: str = ""
-    size: int = 0
+    """An artifact of the run, or one it read."""
+
+    name: str = Field(description="Role of the artifact, e.g. model, data, sft, preference, manifest:<stage>.")
+    uri: str = Field(description="Where it is, e.g. s3://synthloop/<namespace>/<kind>/<name>/<uid>/model/.")
+    sha256: str = Field(default="", description="sha256 of its content (the weights file of a model).")
+    size: int = Field(default=0, description="Size in bytes.")
 
 
 class Status(Model):
@@ -303,15 +342,17 @@ class Status(Model):
     key_metric: str | None = Field(default=None, description="The first gate's metric and value, for printer columns.")
     promoted_as: str | None = Field(default=None, description="The promotion name when promoted.")
     run_id: str | None = Field(default=None, description="The uid the run's artifacts are written under.")
-    observed_generation: int | None = None
-    conditions: list[Condition] = Field(default_factory=list)
+    observed_generation: int | None = Field(default=None, description="The metadata.generation this status describes.")
+    conditions: list[Condition] = Field(default_factory=list, description="The authoritative state of the run.")
     outputs: list[Output] = Field(default_factory=list, description="Artifacts produced, with sha256 and size.")
     inputs: list[Output] = Field(default_factory=list, description="Artifacts consumed, resolved from references.")
     metrics: dict[str, float] = Field(default_factory=dict, description="Evaluation metrics.")
     counts: dict[str, int] = Field(default_factory=dict, description="Counters reported by the workers.")
     attempts: int = Field(default=0, description="Job attempts so far (retries included).")
-    started_at: str | None = None
-    finished_at: str | None = None
+    started_at: str | None = Field(
+        default=None, description="When the first Job was created; from then on the spec is immutable."
+    )
+    finished_at: str | None = Field(default=None, description="When the run ended (Succeeded, Promoted, Rejected or Failed).")
     gpu_hours: float = Field(default=0.0, description="GPU-hours consumed: pods x GPUs x wall time.")
 
 
