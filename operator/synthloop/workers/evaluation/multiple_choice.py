@@ -1,9 +1,14 @@
-"""Multiple-choice log-likelihood scoring with k-shot prompts (the lm-evaluation-harness way).
+"""Multiple-choice log-likelihood scoring with k-shot prompts, as lm-evaluation-harness does it.
 
-Each choice is scored as the summed log-probability of its continuation after the context; the
-prediction is the argmax (``acc``), or the argmax of log-probability per character of the choice
-(``acc_norm``, which removes the bias toward short choices). Task files are JSONL rows
-``{"query", "choices", "gold"}`` (also ``question``/``answer``/``label`` spellings).
+A request is ``(context, target_delimiter + choice)``: the context is the k-shot examples
+(each ``query + target_delimiter + gold choice``, joined by a blank line) then the query;
+``target_delimiter`` is ``" "`` unless a row sets it. Before tokenising, trailing whitespace of
+the context moves to the front of the continuation, and the continuation's tokens are those of
+``context + continuation`` after the context's own tokens (lm-eval's ``_encode_pair``). The
+prediction is the argmax of the summed log-probability (``acc``), or of log-probability per
+character of the choice without the delimiter (``acc_norm``). Task files are JSONL rows
+``{"query", "choices", "gold"}`` (also ``question``/``answer``/``label`` spellings), choices
+written as lm-eval's ``doc_to_choice`` gives them (no leading space).
 """
 
 from __future__ import annotations
@@ -19,11 +24,16 @@ import torch
 BUILTIN_TASKS = ("arithmetic", "colors")
 
 
+TARGET_DELIMITER = " "
+FEWSHOT_DELIMITER = "\n\n"
+
+
 @dataclass(frozen=True)
 class MCItem:
     query: str
     choices: tuple[str, ...]
     gold: int
+    target_delimiter: str = TARGET_DELIMITER
 
 
 def parse_item(row: dict[str, Any], *, where: str) -> MCItem:
@@ -36,7 +46,10 @@ def parse_item(row: dict[str, Any], *, where: str) -> MCItem:
         gold = choices.index(gold)
     if not isinstance(gold, int) or not 0 <= gold < len(choices):
         raise ValueError(f"{where}: gold {gold!r} is not an index into {len(choices)} choices")
-    return MCItem(query=query, choices=tuple(str(c) for c in choices), gold=gold)
+    delimiter = row.get("target_delimiter", TARGET_DELIMITER)
+    if not isinstance(delimiter, str):
+        raise ValueError(f"{where}: target_delimiter must be a string, got {delimiter!r}")  # noqa: TRY004 - a bad row is a ValueError
+    return MCItem(query=query, choices=tuple(str(c) for c in choices), gold=gold, target_delimiter=delimiter)
 
 
 def parse_task(text: str, *, name: str) -> list[MCItem]:
@@ -66,30 +79,40 @@ def few_shot_context(items: list[MCItem], index: int, k: int, *, seed: int) -> s
     """``k`` other solved items (seeded, never the item itself), then the query."""
     pool = [j for j in range(len(items)) if j != index]
     shots = random.Random(f"{seed}:{index}").sample(pool, min(k, len(pool)))
-    parts = [items[j].query + items[j].choices[items[j].gold] for j in shots]
-    return "\n\n".join([*parts, items[index].query])
+    parts = [items[j].query + items[j].target_delimiter + items[j].choices[items[j].gold] for j in shots]
+    return FEWSHOT_DELIMITER.join([*parts, items[index].query])
+
+
+def encode_pair(tokenizer: Any, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """lm-eval's split: the context's trailing whitespace joins the continuation; the
+    continuation's tokens are the whole text's tokens past the context's. An empty context is
+    the BOS (else EOS) token."""
+    spaces = len(context) - len(context.rstrip())
+    if spaces:
+        context, continuation = context[:-spaces], context[-spaces:] + continuation
+    if not context:
+        prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        return [int(prefix)], list(tokenizer(continuation, add_special_tokens=False)["input_ids"])
+    whole = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
+    ctx = tokenizer(context, add_special_tokens=False)["input_ids"]
+    return list(ctx), list(whole[len(ctx):])
 
 
 @torch.no_grad()
 def continuation_logprob(model: Any, tokenizer: Any, context: str, continuation: str) -> float:
-    """log p(continuation | context), tokenising the whole and scoring the continuation's tokens."""
+    """log p(continuation | context), summed over the continuation's tokens (left-truncated
+    to the model's context window, as lm-eval does)."""
     device = next(model.parameters()).device
-    ctx = tokenizer(context, add_special_tokens=False)["input_ids"]
-    full = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
-    # shared prefix: tokens of the continuation start where the context's tokens stop agreeing
-    split = 0
-    while split < min(len(ctx), len(full)) and ctx[split] == full[split]:
-        split += 1
-    split = max(1, min(split, len(full) - 1))
+    ctx, cont = encode_pair(tokenizer, context, continuation)
+    if not cont:
+        return 0.0
     max_len = int(model.config.max_position_embeddings)
-    if len(full) > max_len:
-        cut = len(full) - max_len
-        full, split = full[cut:], max(1, split - cut)
-    ids = torch.tensor([full], device=device)
-    logp = model(input_ids=ids).logits[0, :-1].float().log_softmax(-1)
-    targets = ids[0, 1:]
+    full = (ctx + cont)[-(max_len + 1):]
+    ids = torch.tensor([full[:-1]], device=device)
+    logp = model(input_ids=ids).logits[0].float().log_softmax(-1)
+    targets = torch.tensor(full[1:], device=device)
     picked = logp.gather(1, targets.unsqueeze(1)).squeeze(1)
-    return float(picked[split - 1:].sum())
+    return float(picked[-len(cont):].sum())
 
 
 def evaluate_task(model: Any, tokenizer: Any, items: list[MCItem], *, k_shot: int, seed: int,
@@ -98,7 +121,7 @@ def evaluate_task(model: Any, tokenizer: Any, items: list[MCItem], *, k_shot: in
     correct = correct_norm = 0
     for i, item in enumerate(items_eval):
         context = few_shot_context(items, i, k_shot, seed=seed)
-        scores = [continuation_logprob(model, tokenizer, context, c) for c in item.choices]
+        scores = [continuation_logprob(model, tokenizer, context, item.target_delimiter + c) for c in item.choices]
         norm = [s / max(1, len(c)) for s, c in zip(scores, item.choices, strict=True)]
         correct += int(max(range(len(scores)), key=scores.__getitem__) == item.gold)
         correct_norm += int(max(range(len(norm)), key=norm.__getitem__) == item.gold)
