@@ -213,27 +213,8 @@ def _task_rules() -> Any:  # JSON for json_schema_extra
     return rules
 
 
-def _task_rules() -> Any:  # JSON for json_schema_extra
-    """Per suite type: every task is a built-in name from the catalog or a JSONL file URI."""
-    from synthloop import catalog
-
-    rules = []
-    for suite_type, names in catalog.EVAL_TASKS.items():
-        files = " || ".join(f"t.startsWith('{s}')" for s in catalog.URI_SCHEMES)
-        builtin = f"t in {cel_list(names)} || " if names else ""
-        expected = (f"one of {', '.join(names)}, or " if names else "") + "an s3:// or file:// JSONL file"
-        rules.append(cel(
-            f"self.type != '{suite_type}' || !has(self.tasks) || self.tasks.all(t, {builtin}{files})",
-            f"tasks: a {suite_type} task must be {expected}",
-            field_path=".tasks",
-        ))
-    return rules
-
-
 class EvalSuite(Model):
     """One evaluation: multiple-choice log-likelihood, IFEval-style, or reward-model win rate."""
-
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _task_rules()})
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _task_rules()})
 
@@ -262,22 +243,6 @@ class Evaluation(EvalSettings):
 
     suites: list[EvalSuite] = Field(default_factory=list, max_length=32, description="Evaluations to run.")
     gates: list[Gate] = Field(default_factory=list, max_length=32, description="All must pass for promotion.")
-
-    @model_validator(mode="after")
-    def _gates_on_produced_metrics(self) -> Evaluation:
-        """A gate on a metric no suite writes could never pass: refuse it now, not after training."""
-        from synthloop import catalog
-
-        produced = catalog.produced_metrics((s.type, s.tasks) for s in self.suites)
-        if produced is None:  # a suite type the catalog does not know yet: its metrics are unknown
-            return self
-        for i, gate in enumerate(self.gates):
-            if gate.metric not in produced:
-                have = ", ".join(sorted(produced)) or "none (no suites)"
-                raise ValueError(
-                    f"gates[{i}].metric: no suite produces {gate.metric!r}; the suites produce: {have}"
-                )
-        return self
 
     @model_validator(mode="after")
     def _gates_on_produced_metrics(self) -> Evaluation:
