@@ -18,6 +18,8 @@ EVAL_TASKS: dict[str, tuple[str, ...]] = {
     "ifeval": ("synthetic",),  # workers/evaluation/ifeval.synthetic_items
     "rewardWinRate": ("arithmetic",),  # prompts from the arithmetic corpus
     "preferenceAccuracy": (),  # only JSONL pair files (or a RewardTrain's preferenceData)
+    "generative": ("arithmetic",),  # workers/evaluation/generative.BUILTIN_TASKS
+    # lmEval is not listed: its tasks are lm-eval task names (built in or under taskDir)
 }
 #: What a suite runs when ``tasks`` is empty.
 DEFAULT_TASKS: dict[str, tuple[str, ...]] = {
@@ -25,6 +27,7 @@ DEFAULT_TASKS: dict[str, tuple[str, ...]] = {
     "ifeval": ("synthetic",),
     "rewardWinRate": ("arithmetic",),
     "preferenceAccuracy": (),
+    "generative": ("arithmetic",),
 }
 URI_SCHEMES = ("s3://", "file://")
 
@@ -69,7 +72,9 @@ def suite_metrics(suite_type: str, tasks: Sequence[str]) -> set[str] | None:
         return {"reward.win_rate", "reward.candidate_mean", "reward.baseline_mean"}
     if suite_type == "preferenceAccuracy":
         return {"preference.accuracy"}
-    return None
+    if suite_type == "generative":
+        return {f"gen.{n}.{m}" for n in names for m in ("acc", "acc_stderr")}
+    return None  # lmEval: the metrics are the lm-eval tasks' own (lmeval.<task>.<metric>)
 
 
 def produced_metrics(suites: Iterable[tuple[str, Sequence[str]]]) -> set[str] | None:

@@ -149,3 +149,27 @@ def test_metric_names_drop_the_default_filter() -> None:
                                          "acc_stderr,none": "N/A"}})
     assert got == {"lmeval.gsm8k.exact_match_strict-match": 0.5,
                    "lmeval.gsm8k.exact_match_strict-match_stderr": 0.1, "lmeval.gsm8k.exact_match": 0.25}
+
+
+def test_eval_worker_runs_generative_and_lmeval_suites(tmp_path: Path, facts_model: Path) -> None:
+    """Through the worker: a generative JSONL task (scored by the math verifier) and lm-eval tasks
+    from a file:// taskDir; both land in metrics.json with their counts."""
+    from synthloop.workers.evaluate.worker import run
+
+    task_dir = write_tasks(tmp_path / "tasks")
+    gen_task = tmp_path / "colors_qa.jsonl"
+    gen_task.write_text("".join(json.dumps({"prompt": f"The {k} is", "answer": "7"}) + "\n"
+                                for k in sorted(COLORS)[:4]))
+    out = tmp_path / "out"
+    run(WorkerConfig(task="eval", output=f"file://{out}/", workdir=str(tmp_path / "w"),
+                     inputs={"model": str(facts_model)}, params={"maxNewTokens": 4, "suites": [
+                         {"type": "generative", "tasks": [f"file://{gen_task}", "arithmetic"], "kShot": 1, "limit": 4},
+                         {"type": "lmEval", "tasks": ["colors_local"], "numFewshot": 0,
+                          "taskDir": f"file://{task_dir}/"}]}))
+    body = json.loads((out / "metrics.json").read_text())
+    m, c = body["metrics"], body["counts"]
+    # the colour model never says 7, and cannot do arithmetic: a verifier, not a stub, decides
+    assert m["gen.colors_qa.acc"] == 0.0 and c["gen.colors_qa.acc"] == 4
+    assert c["gen.arithmetic.acc"] == 4 and 0.0 <= m["gen.arithmetic.acc"] <= 1.0
+    assert "gen.arithmetic.acc_stderr" in m
+    assert m["lmeval.colors_local.acc"] == 1.0 and c["lmeval.colors_local.acc"] == len(COLORS)

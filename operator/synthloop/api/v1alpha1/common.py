@@ -218,9 +218,11 @@ class EvalSuite(Model):
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _task_rules()})
 
-    type: Literal["multipleChoice", "ifeval", "rewardWinRate", "preferenceAccuracy"] = Field(
+    type: Literal["multipleChoice", "ifeval", "rewardWinRate", "preferenceAccuracy", "generative", "lmEval"] = Field(
         description="multipleChoice (k-shot log-likelihood), ifeval (verifiable instructions), "
-        "rewardWinRate (against the parent) or preferenceAccuracy (reward models)."
+        "rewardWinRate (against the parent), preferenceAccuracy (reward models), generative "
+        "(k-shot greedy answers scored by verifiers: gen.<task>.acc and _stderr) or lmEval "
+        "(lm-evaluation-harness tasks: lmeval.<task>.<metric>)."
     )
     tasks: list[Annotated[str, Field(max_length=512)]] = Field(
         default_factory=list, max_length=64,
@@ -229,6 +231,14 @@ class EvalSuite(Model):
     )
     k_shot: int = Field(default=0, ge=0, le=25, description="Few-shot examples per question.")
     limit: int | None = Field(default=None, ge=1, description="Evaluate at most this many samples per task.")
+    num_fewshot: int | None = Field(
+        default=None, ge=0, le=25, description="lmEval: few-shot examples (default: each task's own)."
+    )
+    task_dir: str | None = Field(
+        default=None, pattern=r"^(s3|file)://.+", max_length=512,
+        description="lmEval: a prefix of lm-eval task YAMLs and their data (${TASK_DIR} in a YAML is "
+        "this folder on the pod); tasks named here are looked up there before lm-eval's built-in ones.",
+    )
 
 
 class EvalSettings(Model):

@@ -2,7 +2,8 @@
 
 Metric names: ``mc.<task>.acc`` / ``mc.<task>.acc_norm``, ``ifeval.prompt_strict`` (and
 ``_loose``, ``instruction_*``), ``reward.win_rate`` / ``reward.candidate_mean`` /
-``reward.baseline_mean``, ``preference.accuracy``. Inputs: ``model`` (the candidate),
+``reward.baseline_mean``, ``preference.accuracy``, ``gen.<task>.acc`` / ``gen.<task>.acc_stderr``
+(generative), ``lmeval.<task>.<metric>`` (lmEval). Inputs: ``model`` (the candidate),
 ``reward_model`` and ``baseline_model`` for ``rewardWinRate``; ``preferenceAccuracy`` scores
 with ``reward_model``, or with ``model`` when that is the reward model being evaluated. Any suite that cannot run fails the whole run before a manifest is written.
 """
@@ -64,11 +65,12 @@ def run(config: WorkerConfig) -> int:
     counts: dict[str, int] = {}
     types = {s.type for s in params.suites}
 
-    model = tokenizer = None
+    model = tokenizer = model_dir = None
     if types - {"preferenceAccuracy"}:
         from synthloop.models.io import load_model
 
-        model, tokenizer = load_model(io.fetch_model("model"))
+        model_dir = io.fetch_model("model")
+        model, tokenizer = load_model(model_dir)
         model.to(device)
 
     for n, suite in enumerate(params.suites):
@@ -93,6 +95,23 @@ def run(config: WorkerConfig) -> int:
             responses = generate(model, tokenizer, [[{"role": "user", "content": i.prompt}] for i in prompts],
                                  max_new_tokens=params.max_new_tokens, batch_size=params.batch_size)
             m, c = ifeval.score_responses(prompts, responses)
+            metrics.update(m)
+            counts.update(c)
+        elif suite.type == "generative":
+            assert model_dir is not None
+            m, c = _generative(io, store, suite, params, model_dir)
+            metrics.update(m)
+            counts.update(c)
+        elif suite.type == "lmEval":
+            from synthloop.workers.evaluation import lmeval
+
+            task_dir = None
+            if suite.task_dir:
+                task_dir = lmeval.localize_task_dir(
+                    store.download_dir(suite.task_dir.rstrip("/") + "/", config.scratch() / f"lmeval-{n}"))
+            m, c = lmeval.run_suite(model, tokenizer, tasks=list(suite.tasks), num_fewshot=suite.num_fewshot,
+                                    limit=suite.limit, task_dir=task_dir, seed=params.seed, model_dir=model_dir,
+                                    max_gen_toks=params.max_new_tokens)
             metrics.update(m)
             counts.update(c)
         elif suite.type == "rewardWinRate":
@@ -130,6 +149,39 @@ def _read(io: Run, store: Any, uri: str) -> str:
 
     io.inputs.append(ArtifactRef(uri=uri, sha256=sha256(data).hexdigest(), size=len(data), role="task"))
     return data.decode()
+
+
+def _generative(io: Run, store: Any, suite: EvalSuite, params: EvalParams,
+                model_dir: Any) -> tuple[dict[str, float], dict[str, int]]:
+    """``gen.<task>.acc`` and ``gen.<task>.acc_stderr``: greedy answers through the synth
+    worker's backend (vLLM on a GPU where installed, else transformers), verifier-scored."""
+    from importlib.util import find_spec
+
+    import torch
+
+    from synthloop.workers.evaluation import generative
+    from synthloop.workers.synth.backends import make_backend
+    from synthloop.workers.synth.params import GeneratorParams
+
+    backend_name = "vllm" if torch.cuda.is_available() and find_spec("vllm") else "transformers"
+    backend = make_backend(GeneratorParams(backend=backend_name, batch_size=params.batch_size),
+                           model=str(model_dir))
+    metrics: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    try:
+        for task in suite.tasks or list(generative.BUILTIN_TASKS):
+            name = _task_name(task)
+            items = (generative.parse_task(_read(io, store, task), name=name) if "://" in task
+                     else generative.builtin_task(task, n=suite.limit or 64, seed=params.seed))
+            res = generative.evaluate(backend, items, k_shot=suite.k_shot, seed=params.seed,
+                                      max_tokens=params.max_new_tokens, limit=suite.limit)
+            metrics[f"gen.{name}.acc"], metrics[f"gen.{name}.acc_stderr"] = res.accuracy, res.stderr
+            counts[f"gen.{name}.acc"] = counts[f"gen.{name}.acc_stderr"] = res.n
+            log("generative", task=name, acc=round(res.accuracy, 4), stderr=round(res.stderr, 4), n=res.n,
+                sample=res.responses[:2])
+    finally:
+        backend.close()
+    return metrics, counts
 
 
 def _win_rate(io: Run, model: Any, tokenizer: Any, suite: EvalSuite, params: EvalParams,
