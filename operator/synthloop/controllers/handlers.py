@@ -21,6 +21,7 @@ from synthloop.api.v1alpha1 import GROUP, PLURALS, VERSION
 from synthloop.artifacts.store import open_store
 from synthloop.artifacts.uris import run_prefix
 from synthloop.builders.names import OWNER_KIND_LABEL, OWNER_UID_LABEL
+from synthloop.controllers import metrics as telemetry
 from synthloop.controllers.config import OperatorConfig, load_config
 from synthloop.controllers.kube import Cluster, load_kube_config
 from synthloop.controllers.reconcile import TERMINAL, Outcome, Reconciler
@@ -43,7 +44,9 @@ class _Runtime:
     def reconciler(self) -> Reconciler:
         if self.rec is None:
             load_kube_config()
-            self.rec = Reconciler(cluster=Cluster(), store=open_store(), config=CONFIG,
+            store = open_store(on_error=telemetry.store_error)
+            telemetry.BOOKS.stores.append(store)
+            self.rec = Reconciler(cluster=Cluster(), store=store, config=CONFIG,
                                   ref_grace_seconds=CONFIG.ref_grace_seconds, namespaces=tuple(WATCHED))
         return self.rec
 
@@ -77,13 +80,16 @@ class _Runtime:
         """Every ``resync_seconds``: a pass on each watched object that is not finished."""
         rec = self.reconciler()
         while not self.stop.wait(CONFIG.resync_seconds):
+            result = "ok"
             for kind in PLURALS:
                 try:
                     bodies = ([b for ns in namespaces for b in rec.cluster.list_crs(kind, ns)]
                               if namespaces else rec.cluster.list_crs_all(kind))
                 except Exception:
                     log.exception("resync: listing %s failed", kind)
+                    result = "error"
                     continue
+                telemetry.BOOKS.replace(kind, namespaces or None, bodies)
                 for body in bodies:
                     meta, status = body.get("metadata") or {}, body.get("status") or {}
                     if status.get("phase") in TERMINAL and status.get("observedGeneration") == meta.get("generation"):
@@ -94,6 +100,7 @@ class _Runtime:
                         self.coalesced(kind, meta["namespace"], meta["name"])
                     except Exception:
                         log.exception("resync: pass on %s %s/%s failed", kind, meta.get("namespace"), meta.get("name"))
+            telemetry.RESYNCS.labels(result).inc()
 
 
 RUNTIME = _Runtime()

@@ -17,6 +17,13 @@ from synthloop.builders.names import FIELD_MANAGER, OWNER_UID_LABEL
 log = logging.getLogger("synthloop.operator")
 
 
+def _count(verb: str, resource: str) -> None:
+    """One API request, for ``synthloop_kube_requests_total`` (and bench/scale.py's per-pass figure)."""
+    from synthloop.controllers.metrics import KUBE_REQUESTS
+
+    KUBE_REQUESTS.labels(verb, resource).inc()
+
+
 def load_kube_config() -> None:
     """In-cluster config in a pod with a mounted token, else the kubeconfig (``$KUBECONFIG``)."""
     from kubernetes import config
@@ -50,6 +57,7 @@ class Cluster:
     def get_cr(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         from kubernetes.client.exceptions import ApiException
 
+        _count("get", PLURALS[kind])
         try:
             resp = self.custom.get_namespaced_custom_object(
                 GROUP, VERSION, namespace, PLURALS[kind], name, _preload_content=False
@@ -62,6 +70,7 @@ class Cluster:
         return body
 
     def list_crs(self, kind: str, namespace: str) -> list[dict[str, Any]]:
+        _count("list", PLURALS[kind])
         resp = self.custom.list_namespaced_custom_object(
             GROUP, VERSION, namespace, PLURALS[kind], _preload_content=False
         )
@@ -72,6 +81,7 @@ class Cluster:
 
     def list_crs_all(self, kind: str) -> list[dict[str, Any]]:
         """Every object of ``kind`` in every namespace (the safety-net resync when cluster-wide)."""
+        _count("list", PLURALS[kind])
         resp = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURALS[kind], _preload_content=False)
         items: list[dict[str, Any]] = self._json(resp).get("items", [])
         for item in items:
@@ -79,12 +89,14 @@ class Cluster:
         return items
 
     def patch_status(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        _count("patch", PLURALS[kind] + "/status")
         self.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, PLURALS[kind], name, {"status": patch},
             _content_type="application/merge-patch+json",
         )
 
     def patch_metadata(self, kind: str, namespace: str, name: str, metadata: dict[str, Any]) -> None:
+        _count("patch", PLURALS[kind])
         self.custom.patch_namespaced_custom_object(
             GROUP, VERSION, namespace, PLURALS[kind], name, {"metadata": metadata},
             _content_type="application/merge-patch+json",
@@ -92,6 +104,7 @@ class Cluster:
 
     # -- children ------------------------------------------------------------------------
     def list_jobs(self, namespace: str, owner_uid: str) -> list[dict[str, Any]]:
+        _count("list", "jobs")
         resp = self.batch.list_namespaced_job(
             namespace, label_selector=f"{OWNER_UID_LABEL}={owner_uid}", _preload_content=False
         )
@@ -103,6 +116,7 @@ class Cluster:
         from kubernetes.client.exceptions import ApiException
 
         try:
+            _count("list", "workloads")
             resp = self.custom.list_namespaced_custom_object(
                 "kueue.x-k8s.io", "v1beta2", namespace, "workloads",
                 label_selector=f"kueue.x-k8s.io/job-uid={job_uid}", _preload_content=False,
@@ -120,6 +134,7 @@ class Cluster:
 
     def list_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
         """The pods of one Job (the Job controller's ``batch.kubernetes.io/job-name`` label)."""
+        _count("list", "pods")
         resp = self.core.list_namespaced_pod(
             namespace, label_selector=f"batch.kubernetes.io/job-name={job_name}", _preload_content=False
         )
@@ -129,6 +144,7 @@ class Cluster:
     def apply(self, obj: dict[str, Any]) -> None:
         """Server-side apply with the operator's field manager (creates or converges)."""
         meta = obj["metadata"]
+        _count("apply", obj["kind"].lower() + "s")
         kwargs: dict[str, Any] = {
             "field_manager": FIELD_MANAGER,
             "force": True,
@@ -144,6 +160,7 @@ class Cluster:
     def secret_exists(self, namespace: str, name: str) -> bool:
         from kubernetes.client.exceptions import ApiException
 
+        _count("get", "secrets")
         try:
             self.core.read_namespaced_secret(name, namespace, _preload_content=False)
         except ApiException as exc:
@@ -184,6 +201,7 @@ class Cluster:
             "lastTimestamp": now,
             "count": 1,
         }
+        _count("create", "events")
         try:
             self.core.create_namespaced_event(str(meta.get("namespace")), event)  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001 - an Event is best-effort by nature

@@ -16,7 +16,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("operator", help="run the synthloop operator (kopf, standalone)",
                                    description=__doc__)
     parser.add_argument("--liveness-port", type=int, default=int(os.environ.get("SYNTHLOOP_LIVENESS_PORT", "8080")),
-                        help="port of http://0.0.0.0:PORT/healthz (0 disables it)")
+                        help="port of http://0.0.0.0:PORT/healthz and /metrics (0 disables both)")
     parser.add_argument("--namespace", "-n", action="append", default=None,
                         help="namespace to watch (repeatable; default $SYNTHLOOP_NAMESPACES, else all)")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
@@ -44,12 +44,14 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("synthloop.operator").info(
         "watching %s", ", ".join(namespaces) if namespaces else "all namespaces")
 
-    liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None
     kopf.configure(verbose=args.verbose)
-    asyncio.run(kopf.operator(
-        standalone=True,
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        liveness_endpoint=liveness,
-    ))
+
+    async def operate() -> None:
+        if args.liveness_port:
+            from synthloop.controllers import metrics
+
+            metrics.serve(args.liveness_port, asyncio.get_running_loop())
+        await kopf.operator(standalone=True, clusterwide=not namespaces, namespaces=namespaces)
+
+    asyncio.run(operate())
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from synthloop.builders.stages import StagePlan, eval_stage, job_request
 from synthloop.controllers import attempts as gang
 from synthloop.controllers import conditions as C
 from synthloop.controllers import kueue
+from synthloop.controllers import metrics as telemetry
 from synthloop.controllers import reasons as R
 from synthloop.controllers.admission import first_pass_problems
 from synthloop.controllers.config import OperatorConfig
@@ -209,14 +211,20 @@ class Reconciler:
         if self.namespaces and namespace not in self.namespaces:
             log.warning("refusing a pass on %s %s/%s: namespace %s is not watched", kind, namespace, name, namespace)
             return Outcome("gone")
+        started = time.monotonic()
         with self._lock((namespace, kind, name)):
             body = self.cluster.get_cr(kind, namespace, name)
             if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+                telemetry.BOOKS.record(kind, namespace, name, None)
                 return Outcome("gone")
             body.setdefault("kind", kind)
             p = _Pass(self, kind, body)
             outcome = p.run()
             p.commit()
+        telemetry.PASSES.labels(kind, outcome.state).observe(time.monotonic() - started)
+        telemetry.BOOKS.record(kind, namespace, name, p.new)
+        if p.gate_report is not None and p.new.get("phase") != p.old.get("phase") and p.new.get("phase") in TERMINAL:
+            telemetry.gate_results(kind, p.gate_report)
         if kick and p.new.get("phase") in SUCCESS and p.old.get("phase") != p.new.get("phase"):
             self.kick_waiting(namespace)
         return outcome
@@ -257,6 +265,7 @@ class _Pass:
         # sha256 by object URI of everything this pass knows (inputs, verified stage outputs):
         # a Job's worker checks what it downloads against the entries under its inputs.
         self._expected: dict[str, str] = {}
+        self.gate_report: Any = None  # set when the gates were evaluated (counted once, as a metric)
 
     # -- status helpers --------------------------------------------------------------------
     def cond(self, type_: str, status: bool | str, reason: str, message: str = "") -> None:
@@ -603,6 +612,7 @@ class _Pass:
             self.cluster.apply(build_service(self.owner, req))
         self.cluster.apply(build_job(self.owner, platform, profile, req,
                                      pod_annotations=kueue.topology_annotations(self.body)))
+        telemetry.JOBS_CREATED.labels(self.kind, plan.stage).inc()
 
     def _spec_hash(self) -> str:
         import json
@@ -701,6 +711,7 @@ class _Pass:
         self.new["metrics"] = metrics
         self.cond("Evaluated", True, R.EVALUATED, f"{len(metrics)} metric(s) from {main.output}metrics.json")
         report = evaluate_gates(gates, metrics, parent=parent_metrics, baselines=baselines)
+        self.gate_report = report
         return self._finish(spec, metrics=metrics, gate_report=report, plans=plans, manifests=manifests)
 
     def _finish(self, spec: Any, *, metrics: dict[str, float] | None, gate_report: Any,
