@@ -102,8 +102,7 @@ def _schema_for(model: type[BaseModel]) -> dict[str, Any]:
         "properties": {
             "apiVersion": {"type": "string", "description": f"{GROUP}/{VERSION}"},
             "kind": {"type": "string", "description": "The kind of this object."},
-            # the apiserver allows nothing but the type on metadata (no description)
-            "metadata": {"type": "object"},
+            "metadata": {"type": "object", "description": "Standard object metadata (name, namespace, labels...)."},
             "spec": conv.convert(props["spec"]),
             "status": conv.convert(props["status"]),
         },

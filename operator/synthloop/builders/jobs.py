@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synthloop.api.v1alpha1.common import API_VERSION, Resources
+from synthloop.api.v1alpha1.pod import PodTemplate
 from synthloop.api.worker import WorkerConfig
 from synthloop.builders.names import STAGE_LABEL, owner_labels
+from synthloop.builders.podtemplate import apply_pod_template
 from synthloop.builders.profiles import HardwareProfile
 from synthloop.workers.errors import DEFAULT_TERMINATION_PATH, EXIT_INVALID_INPUT
 
@@ -87,6 +89,7 @@ class JobRequest:
     gpus_per_pod: int = 8
     backoff_limit: int = 2
     resources: Resources = field(default_factory=Resources)
+    pod_template: PodTemplate | None = None  # the spec's podTemplate (builders/podtemplate.py)
 
 
 def worker_config_json(config: WorkerConfig) -> str:
@@ -306,7 +309,7 @@ def build_job(owner: Owner, platform: Platform, profile: HardwareProfile, req: J
     if resources.queue:
         # Kueue admits the whole gang at once by unsuspending the Job.
         spec["suspend"] = True
-    return {
+    return apply_pod_template({
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
@@ -316,7 +319,7 @@ def build_job(owner: Owner, platform: Platform, profile: HardwareProfile, req: J
             "ownerReferences": [owner.reference()],
         },
         "spec": spec,
-    }
+    }, req.pod_template)
 
 
 COMPLETION_INDEX_LABEL = "batch.kubernetes.io/job-completion-index"

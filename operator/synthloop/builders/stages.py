@@ -13,6 +13,7 @@ from typing import Any
 
 from synthloop.api.v1alpha1.align import AlignJobSpec
 from synthloop.api.v1alpha1.common import Evaluation, Resources
+from synthloop.api.v1alpha1.pod import PodTemplate
 from synthloop.api.v1alpha1.pretrain import PretrainJobSpec
 from synthloop.api.v1alpha1.reward import AttributeWeights, RewardTrainSpec
 from synthloop.api.v1alpha1.synth import SynthRoundSpec
@@ -125,7 +126,8 @@ def eval_stage(evaluation: Evaluation, *, prefix: str, stage: str, model: str, i
 
 
 def job_request(plan: StagePlan, *, owner: Owner, job_name: str, spec_hash: str, image: str,
-                backoff_limit: int, resources: Resources, resume_from: str | None = None) -> JobRequest:
+                backoff_limit: int, resources: Resources, resume_from: str | None = None,
+                pod_template: PodTemplate | None = None) -> JobRequest:
     """The Job request of a stage: its worker config plus placement.
 
     Training stages always name their checkpoint directory in ``resume_from``: the config is
@@ -151,4 +153,4 @@ def job_request(plan: StagePlan, *, owner: Owner, job_name: str, spec_hash: str,
     return JobRequest(job_name=job_name, stage=plan.stage, config=config, pods=plan.pods,
                       rendezvous=plan.rendezvous, distributed=plan.task in TRAINING_TASKS,
                       gpus_per_pod=plan.gpus_per_pod,
-                      backoff_limit=backoff_limit, resources=resources)
+                      backoff_limit=backoff_limit, resources=resources, pod_template=pod_template)

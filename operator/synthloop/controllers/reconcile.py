@@ -33,6 +33,7 @@ from synthloop.artifacts.store import WEIGHTS_NAME, ArtifactNotFound, ArtifactSt
 from synthloop.artifacts.uris import join, promotion_uri, run_prefix
 from synthloop.builders.jobs import Owner, Platform, build_job, build_service
 from synthloop.builders.names import attempt_job_name
+from synthloop.builders.podtemplate import pod_template_of
 from synthloop.builders.profiles import HardwareProfile
 from synthloop.builders.stages import StagePlan, eval_stage, job_request
 from synthloop.controllers import attempts as gang
@@ -604,7 +605,8 @@ class _Pass:
         platform = Platform(image=image, s3_endpoint=self.config.s3_endpoint, s3_secret=self.config.s3_secret,
                             s3_secure=self.config.s3_secure, image_pull_policy=self.config.image_pull_policy)
         req = job_request(plan, owner=self.owner, job_name=name, spec_hash=self._spec_hash(), image=image,
-                          backoff_limit=spec.backoff_limit, resources=spec.resources, resume_from=resume_from)
+                          backoff_limit=spec.backoff_limit, resources=spec.resources, resume_from=resume_from,
+                          pod_template=pod_template_of(spec))
         ins = list(req.config.inputs.values())
         req.config.checksums = {uri: sha for uri, sha in sorted(self._expected.items())
                                 if any(uri == i or (i.endswith("/") and uri.startswith(i)) for i in ins)}

@@ -17,6 +17,7 @@ from synthloop.api.v1alpha1.common import (
     cel,
     ref_kind_rule,
 )
+from synthloop.api.v1alpha1.pod import PodSettings
 
 
 class Stage(Model):
@@ -84,7 +85,7 @@ class AlignSettings(Model):
     weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
 
 
-class AlignJobSpec(CommonSpec, AlignSettings):
+class AlignJobSpec(CommonSpec, AlignSettings, PodSettings):
     """Align a model on a SynthRound's data: stages in order, then evaluation and promotion."""
 
     model_config = ConfigDict(

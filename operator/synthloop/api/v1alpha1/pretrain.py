@@ -18,6 +18,7 @@ from synthloop.api.v1alpha1.common import (
     cel_list,
     ref_kind_rule,
 )
+from synthloop.api.v1alpha1.pod import PodSettings
 
 PRESETS = ("nemotron4-340b", "tiny", "tiny-test")
 
@@ -162,7 +163,7 @@ class PretrainSettings(Model):
     deepspeed: bool = Field(default=True, description="Use DeepSpeed on GPUs (plain PyTorch DDP when false).")
 
 
-class PretrainJobSpec(CommonSpec, PretrainSettings):
+class PretrainJobSpec(CommonSpec, PretrainSettings, PodSettings):
     """Pretrain a base model: data phases, batch ramp, checkpoints, then evaluation and promotion."""
 
     model_config = ConfigDict(

@@ -17,6 +17,7 @@ from synthloop.api.v1alpha1.common import (
     cel,
     ref_kind_rule,
 )
+from synthloop.api.v1alpha1.pod import PodSettings
 
 ATTRIBUTES = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
 #: The Nemotron-4-340B-Reward model card's weights of the scalar reward (HelpSteer2 paper,
@@ -69,7 +70,7 @@ class RewardSettings(Model):
     )
 
 
-class RewardTrainSpec(CommonSpec, RewardSettings):
+class RewardTrainSpec(CommonSpec, RewardSettings, PodSettings):
     """Train a reward model on HelpSteer2-style ratings, then evaluate and promote it."""
 
     model_config = ConfigDict(

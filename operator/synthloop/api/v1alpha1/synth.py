@@ -16,6 +16,7 @@ from synthloop.api.v1alpha1.common import (
     cel_list,
     ref_kind_rule,
 )
+from synthloop.api.v1alpha1.pod import PodSettings
 from synthloop.api.v1alpha1.reward import ATTRIBUTES
 
 
@@ -139,7 +140,7 @@ class Dedup(Model):
     near_threshold: float = Field(default=0.9, gt=0, le=1, description="Jaccard similarity above which two are duplicates.")
 
 
-class SynthRoundSpec(CommonSpec):
+class SynthRoundSpec(CommonSpec, PodSettings):
     """Generate a round of synthetic data: prompts, dialogues and preference pairs."""
 
     generator: Generator = Field(description="The model that generates, and how it samples.")
