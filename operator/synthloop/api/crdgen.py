@@ -102,7 +102,8 @@ def _schema_for(model: type[BaseModel]) -> dict[str, Any]:
         "properties": {
             "apiVersion": {"type": "string", "description": f"{GROUP}/{VERSION}"},
             "kind": {"type": "string", "description": "The kind of this object."},
-            "metadata": {"type": "object", "description": "Standard object metadata (name, namespace, labels...)."},
+            # the apiserver allows nothing but the type on metadata (no description)
+            "metadata": {"type": "object"},
             "spec": conv.convert(props["spec"]),
             "status": conv.convert(props["status"]),
         },
