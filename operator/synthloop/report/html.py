@@ -6,7 +6,7 @@ import base64
 import html
 from pathlib import Path
 
-from synthloop.report.model import LoopReport
+from synthloop.report.model import LoopReport, held_out, model_label
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
@@ -14,7 +14,11 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 th{background:#f0f0f0}.pass{color:#2e7d32;font-weight:bold}.fail{color:#c62828;font-weight:bold}
 code{font-size:12px}img{max-width:100%;border:1px solid #ddd}
 """
-DATA_COUNTS = ("generated", "accepted", "parse_failures", "filtered_by_reward", "duplicates", "sft", "preference")
+#: (manifest count, column heading) of the synthetic-data table: the synth merge's manifest counts.
+DATA_COUNTS = (("prompts", "prompts"), ("generated", "generated"), ("sft_accepted", "accepted (SFT)"),
+               ("preference_accepted", "accepted (preference)"), ("sft_rows", "SFT rows"),
+               ("preference_rows", "preference pairs"), ("parse_failures", "parse failures"),
+               ("filtered_by_reward", "filtered by reward"), ("duplicates", "duplicates"))
 
 
 def _e(value: object) -> str:
@@ -61,14 +65,28 @@ def render_html(report: LoopReport, *, png: Path | None = None) -> str:
             parts.append(f"<tr><td>{_e(n.key)}</td><td>{_e(name)}</td><td>{_fmt(value)}</td></tr>")
     parts.append("</table>")
 
+    models, held = held_out(report)
+    if models and held:
+        parts.append("<h2>Held-out verifier metrics</h2><p>Greedy answers to held-out problems, scored by "
+                     "the verifiers (value ± standard error, n problems).</p><table><tr><th>metric</th>"
+                     + "".join(f"<th>{_e(model_label(m))}</th>" for m in models) + "</tr>")
+        for name in held:
+            cells = []
+            for m in models:
+                value, err = m.metrics.get(name), m.metrics.get(f"{name}_stderr")
+                n = m.counts.get(name)
+                cells.append("—" if value is None else f"{value:.3f} ± {err or 0.0:.3f}" + (f" (n={n})" if n else ""))
+            parts.append(f"<tr><td>{_e(name)}</td>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>")
+        parts.append("</table>")
+
     synth = [n for n in nodes if n.kind == "SynthRound"]
-    parts.append("<h2>Synthetic data</h2><table><tr><th>round</th>"
-                 + "".join(f"<th>{_e(c)}</th>" for c in DATA_COUNTS) + "<th>acceptance rate</th></tr>")
+    parts.append("<h2>Synthetic data</h2><p>Per round, from the merge's manifest.</p><table><tr><th>round</th>"
+                 + "".join(f"<th>{_e(label)}</th>" for _, label in DATA_COUNTS) + "<th>acceptance rate</th></tr>")
     for n in synth:
         rate = n.metrics.get("acceptance_rate")
         if rate is None and n.counts.get("generated"):
-            rate = n.counts.get("accepted", 0) / n.counts["generated"]
-        parts.append(f"<tr><td>{_e(n.name)}</td>" + "".join(f"<td>{n.counts.get(c, '—')}</td>" for c in DATA_COUNTS)
+            rate = n.counts.get("sft_accepted", 0) / n.counts["generated"]
+        parts.append(f"<tr><td>{_e(n.name)}</td>" + "".join(f"<td>{n.counts.get(c, '—')}</td>" for c, _ in DATA_COUNTS)
                      + f"<td>{_fmt(rate)}</td></tr>")
     parts.append("</table>")
 

@@ -32,6 +32,8 @@ class Gate:
     rule: str
     value: float | None
     passed: bool | None
+    #: The number the value must reach (min, baseline - maxRegression, or the parent's), if known.
+    bound: float | None = None
 
 
 @dataclass
@@ -79,22 +81,34 @@ def _seconds(start: str | None, end: str | None) -> float | None:
         return None
 
 
-def _gates(spec: dict[str, Any], metrics: dict[str, float], conditions: list[dict[str, Any]]) -> list[Gate]:
+def _gates(spec: dict[str, Any], metrics: dict[str, float], conditions: list[dict[str, Any]],
+           baseline_metrics: Any = None) -> list[Gate]:
+    """``baseline_metrics(source) -> metrics | None`` resolves a maxRegression gate's baseline."""
     out = []
     for gate in (spec.get("evaluation") or {}).get("gates", []):
         metric = gate["metric"]
         value = metrics.get(metric)
+        bound: float | None = None
         if "min" in gate:
+            bound = float(gate["min"])
             rule = f">= {gate['min']}"
-            passed = None if value is None else value >= gate["min"]
+            passed = None if value is None else value >= bound
         elif gate.get("mustBeatParent"):
             parent = metrics.get(f"parent.{metric}")
+            bound = parent
             rule = "> parent" + (f" ({parent:.3f})" if parent is not None else "")
             passed = None if value is None or parent is None else value > parent
         else:
-            rule = f"regression <= {gate.get('maxRegression')}"
-            passed = None
-        out.append(Gate(metric=metric, rule=rule, value=value, passed=passed))
+            base = (baseline_metrics(gate.get("baseline") or {}) or {}) if baseline_metrics else {}
+            reg = float(gate.get("maxRegression") or 0.0)
+            if metric in base:
+                bound = float(base[metric]) - reg
+                rule = f">= baseline {base[metric]:.3f} - {reg:g}"
+                passed = None if value is None else value >= bound - 1e-12
+            else:
+                rule = f"regression <= {gate.get('maxRegression')}"
+                passed = None
+        out.append(Gate(metric=metric, rule=rule, value=value, passed=passed, bound=bound))
     promoted = next((c for c in conditions if c.get("type") == "Promoted"), None)
     if promoted is not None and promoted.get("status") == "True":
         for g in out:  # promotion means every gate passed, including ones we cannot recompute
@@ -109,25 +123,41 @@ def build_report(namespace: str, objects: list[dict[str, Any]]) -> LoopReport:
     """Turn the namespace's synthloop objects into nodes and lineage edges."""
     nodes: dict[str, Node] = {}
     promotions: dict[str, str] = {}
+    metrics_by_source: dict[str, dict[str, float]] = {}
+
+    def baseline_metrics(src: dict[str, Any]) -> dict[str, float] | None:
+        if "fromRef" in src:
+            return metrics_by_source.get(f"{src['fromRef']['kind']}/{src['fromRef']['name']}")
+        if "promoted" in src:
+            return metrics_by_source.get(f"promoted:{src['promoted']}")
+        return None
+
     for obj in objects:
         kind, name = obj["kind"], obj["metadata"]["name"]
-        status, spec = obj.get("status") or {}, obj.get("spec") or {}
+        status = obj.get("status") or {}
         key = f"{kind}/{name}"
         conditions = status.get("conditions") or []
         failed = next((c for c in conditions if c.get("type") in ("Failed", "Promoted") and c.get("status") != "True"
                        and c.get("message")), None)
         metrics = {k: float(v) for k, v in (status.get("metrics") or {}).items()}
+        if promoted_as := status.get("promotedAs"):
+            metrics_by_source[f"promoted:{promoted_as}"] = metrics
+        metrics_by_source[key] = metrics
         nodes[key] = Node(
             key=key, kind=kind, name=name, phase=status.get("phase") or "Pending",
             promoted_as=status.get("promotedAs") or "", metrics=metrics,
             counts={k: int(v) for k, v in (status.get("counts") or {}).items()},
-            gates=_gates(spec, metrics, conditions), outputs=list(status.get("outputs") or []),
+            gates=[], outputs=list(status.get("outputs") or []),
             gpu_hours=float(status.get("gpuHours") or 0.0),
             wall_seconds=_seconds(status.get("startedAt"), status.get("finishedAt")),
             message=(failed or {}).get("message", ""),
         )
         if status.get("promotedAs"):
             promotions[status["promotedAs"]] = key
+    for obj in objects:  # gates last: a baseline may be listed after the run it gates
+        node = nodes[f"{obj['kind']}/{obj['metadata']['name']}"]
+        node.gates = _gates(obj.get("spec") or {}, node.metrics, (obj.get("status") or {}).get("conditions") or [],
+                            baseline_metrics)
     inputs_by_node = {
         f"{o['kind']}/{o['metadata']['name']}": {i.get("name"): i for i in (o.get("status") or {}).get("inputs") or []}
         for o in objects
@@ -160,3 +190,19 @@ def _assign_depths(nodes: dict[str, Node], edges: list[Edge]) -> None:
                     nodes[e.target].depth, changed = want, True
         if not changed:
             break
+
+
+def held_out(report: LoopReport, *, prefix: str = "gen.") -> tuple[list[Node], list[str]]:
+    """The models that report held-out verifier metrics (``gen.<task>.acc`` with ``_stderr``),
+    in lineage order, and those metric names: what the side-by-side picture and table show."""
+    models = sorted((n for n in report.nodes.values()
+                     if n.kind in ("PretrainJob", "AlignJob") and any(k.startswith(prefix) for k in n.metrics)),
+                    key=lambda n: (n.depth, n.name))
+    names = sorted({k for n in models for k in n.metrics
+                    if k.startswith(prefix) and not k.endswith("_stderr")})
+    return models, names
+
+
+def model_label(node: Node) -> str:
+    """``base``, ``interm-1 (align-1)``: the promotion name first, for the held-out picture."""
+    return f"{node.promoted_as} ({node.name})" if node.promoted_as else node.name

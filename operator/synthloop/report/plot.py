@@ -1,11 +1,15 @@
-"""The report's picture: the lineage graph and the gated metrics per model, as one PNG."""
+"""The report's picture, one PNG: the lineage graph, the gated metrics per run (each with its
+gate's bound), and base / interm-1 / interm-2 side by side on the held-out verifier metrics
+with standard-error bars."""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
-from synthloop.report.model import LoopReport
+from synthloop.report.model import LoopReport, held_out, model_label
 
 COLORS = {"Promoted": "#2e7d32", "Succeeded": "#66bb6a", "Rejected": "#ef6c00", "Failed": "#c62828"}
 
@@ -24,10 +28,12 @@ def render_png(report: LoopReport, path: Path) -> Path:
            for depth, keys in columns.items() for i, key in enumerate(keys)}
 
     gated = [n for n in report.nodes.values() if n.gates]
-    fig, (ax, bx) = plt.subplots(
-        2, 1, figsize=(max(8.0, 3.2 * len(columns) + 2), 3 + 1.6 * height + 3.5),
-        gridspec_kw={"height_ratios": [1.6 * height + 1, 3.5]},
+    models, held = held_out(report)
+    fig, (ax, bx, cx) = plt.subplots(
+        3, 1, figsize=(max(8.0, 3.2 * len(columns) + 2), 3 + 1.6 * height + 7.5),
+        gridspec_kw={"height_ratios": [1.6 * height + 1, 3.5, 3.5]},
     )
+    labels_drawn = []
     for edge in report.edges:
         if edge.source in pos and edge.target in pos and not edge.role.startswith("gate:"):
             (x0, y0), (x1, y1) = pos[edge.source], pos[edge.target]
@@ -40,7 +46,9 @@ def render_png(report: LoopReport, path: Path) -> Path:
                                     "connectionstyle": f"arc3,rad={rad}"})
             label = edge.role + (f" {edge.sha256[:8]}" if edge.sha256 else "")
             lift = 0.15 + (0.3 + 0.45 * span * abs(rad) * 3.2 / 2 if span > 1 else 0)
-            ax.text((x0 + x1) / 2, (y0 + y1) / 2 + lift, label, fontsize=6, ha="center", color="#333")
+            labels_drawn.append(ax.text((x0 + x1) / 2, (y0 + y1) / 2 + lift, label, fontsize=6, ha="center",
+                                        color="#333", bbox={"boxstyle": "round,pad=0.1", "fc": "white",
+                                                            "ec": "none", "alpha": 0.9}))
     for key, (x, y) in pos.items():
         node = report.nodes[key]
         color = COLORS.get(node.phase, "#90a4ae")
@@ -56,28 +64,62 @@ def render_png(report: LoopReport, path: Path) -> Path:
     ax.axis("off")
     ax.set_title(f"Lineage of the loop in namespace {report.namespace}")
 
-    labels, values, colors, parents = [], [], [], []
+    labels, values, colors, bounds = [], [], [], []
     for node in gated:
         for gate in node.gates:
             if gate.value is not None:
                 labels.append(f"{node.name}\n{gate.metric}")
                 values.append(gate.value)
                 colors.append({True: "#2e7d32", False: "#c62828"}.get(gate.passed, "#90a4ae"))
-                parents.append(node.metrics.get(f"parent.{gate.metric}"))
+                bounds.append((gate.bound, gate.rule))
     if values:
         bx.bar(range(len(values)), values, color=colors)
-        for i, parent in enumerate(parents):
-            if parent is not None:
-                bx.hlines(parent, i - 0.4, i + 0.4, colors="black", linestyles="dashed")
-                bx.text(i + 0.42, parent, "parent", fontsize=7, va="center")
+        for i, (bound, rule) in enumerate(bounds):
+            if bound is not None:
+                bx.hlines(bound, i - 0.45, i + 0.45, colors="black", linestyles="dashed")
+                bx.text(i, bound, f"gate {rule}", fontsize=6, ha="center", va="bottom")
         bx.set_xticks(range(len(values)), labels, fontsize=7)
         bx.set_ylabel("metric value")
-        bx.set_title("Gated metrics (green: gate passed, red: failed, grey: not known)")
+        bx.set_title("Gated metrics; dashed: the gate's bound (green: passed, red: failed, grey: not known)")
     else:
         bx.text(0.5, 0.5, "no gated metrics yet", ha="center")
         bx.axis("off")
+
+    if models and held:
+        width = 0.8 / len(models)
+        for k, node in enumerate(models):
+            xs = [i + (k - (len(models) - 1) / 2) * width for i in range(len(held))]
+            ys = [node.metrics.get(m, float("nan")) for m in held]
+            errs = [node.metrics.get(f"{m}_stderr", 0.0) for m in held]
+            cx.bar(xs, ys, width=width * 0.95, yerr=errs, capsize=3, label=model_label(node))
+            for x, y, e in zip(xs, ys, errs, strict=True):
+                if not math.isnan(y):
+                    cx.text(x + width * 0.25, y + e + 0.01, f"{y:.2f}±{e:.2f}", fontsize=6, ha="center", va="bottom")
+        cx.set_xticks(range(len(held)), held, fontsize=8)
+        cx.set_ylabel("accuracy (± standard error)")
+        cx.set_ylim(0, 1.05)
+        cx.legend(fontsize=7)
+        cx.set_title("Held-out verifier metrics, model by model (generated answers, greedy)")
+    else:
+        cx.text(0.5, 0.5, "no held-out verifier metrics", ha="center")
+        cx.axis("off")
     fig.tight_layout()
+    _separate(fig, ax, labels_drawn)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _separate(fig: Any, ax: Any, texts: list[Any], *, step: float = 0.12, tries: int = 40) -> None:
+    """Move edge labels up until none overlaps another (measured extents, not guesses)."""
+    renderer = fig.canvas.get_renderer()
+    placed: list[Any] = []
+    for text in texts:
+        for _ in range(tries):
+            box = text.get_window_extent(renderer).expanded(1.05, 1.15)
+            if not any(box.overlaps(other) for other in placed):
+                break
+            x, y = text.get_position()
+            text.set_position((x, y + step))
+        placed.append(text.get_window_extent(renderer).expanded(1.05, 1.15))
