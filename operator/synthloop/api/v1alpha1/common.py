@@ -323,7 +323,11 @@ class Status(Model):
     inputs: list[Output] = Field(default_factory=list, description="Artifacts consumed, resolved from references.")
     metrics: dict[str, float] = Field(default_factory=dict, description="Evaluation metrics.")
     counts: dict[str, int] = Field(default_factory=dict, description="Counters reported by the workers.")
-    attempts: int = Field(default=0, description="Job attempts so far (retries included).")
+    attempts: int = Field(default=0, description="Pods started so far across the run's Jobs (retries included).")
+    stage_attempt: int | None = Field(
+        default=None, description="Attempt of the current multi-node stage (a new Job each, 1-based).")
+    resumed_from_step: int | None = Field(
+        default=None, description="The checkpoint step the current attempt resumed from (0: from scratch).")
     started_at: str | None = Field(
         default=None, description="When the first Job was created; from then on the spec is immutable."
     )

@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
     cfg = json.loads(args.config.read_text())
     kube = KubeClient.from_kubeconfig(cfg["kubeconfig"], maxsize=64)
-    names = process_node_names(dgx=cfg["dgx_nodes"], cpu=cfg["cpu_nodes"])
+    names = process_node_names(dgx=cfg["dgx_nodes"], cpu=cfg["cpu_nodes"],
+                               first_dgx=int(cfg.get("first_dgx", 0)), first_cpu=int(cfg.get("first_cpu", 0)))
     from datetime import datetime
 
     since = datetime.now(UTC)

@@ -19,8 +19,10 @@ LEASE_SECONDS = 40
 LEASE_NAMESPACE = "kube-node-lease"
 
 
-def process_node_names(*, dgx: int, cpu: int) -> list[str]:
-    return [f"local-dgx-{i}" for i in range(dgx)] + [f"local-cpu-{i}" for i in range(cpu)]
+def process_node_names(*, dgx: int, cpu: int, first_dgx: int = 0, first_cpu: int = 0) -> list[str]:
+    """``local-dgx-N`` then ``local-cpu-N``; ``first_*`` lets a second agent add more nodes."""
+    return ([f"local-dgx-{i}" for i in range(first_dgx, first_dgx + dgx)]
+            + [f"local-cpu-{i}" for i in range(first_cpu, first_cpu + cpu)])
 
 
 def _now() -> dt.datetime:

@@ -213,7 +213,7 @@ def run(config: WorkerConfig, *, stop_after_step: int | None = None) -> int:
             "params": float(sum(p.numel() for p in engine.module.parameters())),
         }
         counts = {"steps": len(steps), "tokens": sum(s.batch_size for s in steps) * seq,
-                  "resumed_from_step": start_step}
+                  "resumed_from_step": start_step, "ranks": env.world_size}
         run_io.finish(metrics=metrics, counts=counts, model_uri=run_io.uri("model") + "/",
                       phases=[p.name for p in params.phases])
     return 0
