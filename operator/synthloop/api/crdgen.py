@@ -28,7 +28,8 @@ IMMUTABLE_RUN = {
     "rule": "!has(oldSelf.status) || !has(oldSelf.status.startedAt) || self.spec == oldSelf.spec",
     "message": "spec is immutable once the run has started (status.startedAt is set). To run a changed "
     "spec, apply it under a new metadata.name, or delete this object and create it again (its artifacts "
-    "stay in the store unless keepArtifacts is false).",
+    "stay in the store unless keepArtifacts is false). To retry a Failed run as it is, keeping its "
+    "artifacts: kubectl annotate <kind> <name> --overwrite synthloop.io/retry=<new value>",
 }
 PRINTER_COLUMNS = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},

@@ -160,6 +160,8 @@ def register_kind(kind: str) -> None:
     @kopf.on.resume(GROUP, VERSION, plural, id=f"{plural}-resume")
     @kopf.on.create(GROUP, VERSION, plural, id=f"{plural}-create")
     @kopf.on.update(GROUP, VERSION, plural, field="spec", id=f"{plural}-update")
+    @kopf.on.update(GROUP, VERSION, plural, field=("metadata", "annotations", "synthloop.io/retry"),
+                    id=f"{plural}-retry")
     def on_change(name: str, namespace: str | None, retry: int, **_: Any) -> None:
         assert namespace is not None  # the four kinds are namespaced
         outcome_to_kopf(RUNTIME.coalesced(kind, namespace, name), retry=retry)

@@ -43,5 +43,6 @@ JOB_FAILED = "JobFailed"
 INVALID_INPUT = "InvalidInput"  # a worker exited with EXIT_INVALID_INPUT: retrying cannot help
 MANIFEST_INVALID = "ManifestInvalid"  # a Job succeeded but its manifest is missing or does not verify
 NO_FAILURE = "NoFailure"
+RETRY_REQUESTED = "RetryRequested"  # synthloop.io/retry set to a new value on a Failed run
 
 ALL = tuple(v for k, v in dict(globals()).items() if k.isupper() and isinstance(v, str))

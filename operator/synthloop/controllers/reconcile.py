@@ -68,6 +68,8 @@ from synthloop.controllers.status import (
 log = logging.getLogger("synthloop.operator")
 
 TERMINAL = frozenset({"Succeeded", "Promoted", "Rejected", "Failed"})
+#: Set to a new value on a Failed run to retry it (docs/deploy.md, "Changing a run").
+RETRY_ANNOTATION = "synthloop.io/retry"
 SUCCESS = frozenset({"Succeeded", "Promoted"})
 MANIFEST_OUTPUT = "manifest:"
 VERIFIED_CACHE = 8192  # verified manifests kept in memory (a few KiB each)
@@ -289,7 +291,8 @@ class _Pass:
 
     # -- the pass --------------------------------------------------------------------------
     def run(self) -> Outcome:
-        if self.old.get("phase") in TERMINAL and self.old.get("observedGeneration") == self.generation:
+        self.retrying = self._retry_requested()
+        if not self.retrying and self.old.get("phase") in TERMINAL and self.old.get("observedGeneration") == self.generation:
             return Outcome("failed" if self.old["phase"] == "Failed" else "done", str(self.old["phase"]))
         self.new["runId"] = self.uid
         self.new["observedGeneration"] = self.generation
@@ -304,6 +307,17 @@ class _Pass:
             return self._run()
         except _Stop as stop:
             return stop.outcome
+
+    def _retry_requested(self) -> bool:
+        """``synthloop.io/retry: <new value>`` on a Failed run: run it again under the same uid, so its
+        artifacts (verified stages, checkpoints) are kept and the failed stage starts a new attempt."""
+        token = ((self.body.get("metadata") or {}).get("annotations") or {}).get(RETRY_ANNOTATION)
+        if not token or self.old.get("phase") != "Failed" or str(token) == self.old.get("retry"):
+            return False
+        self.new.update(retry=str(token), phase=None, finishedAt=None)
+        self.cond("Failed", False, R.RETRY_REQUESTED, f"retry {token} requested")
+        self.event("Normal", R.RETRY_REQUESTED, f"retry {token}: running the failed run again")
+        return True
 
     def _run(self) -> Outcome:
         try:
@@ -582,8 +596,8 @@ class _Pass:
         failures = self._pod_failures(plan, job)
         reason = failure_reason(job, failures)
         invalid = gang.invalid_input(failures)
-        if plan.rendezvous and not invalid and gang.may_retry(
-                attempt, backoff_limit=spec.backoff_limit, was_disrupted=gang.disrupted(failures)):
+        if self.retrying or (plan.rendezvous and not invalid and gang.may_retry(
+                attempt, backoff_limit=spec.backoff_limit, was_disrupted=gang.disrupted(failures))):
             nxt = attempt + 1
             name = attempt_job_name(self.name, plan.stage, nxt)
             resume_uri, step = gang.resume_point(self.store, plan.output, plan.task)

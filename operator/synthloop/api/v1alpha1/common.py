@@ -317,6 +317,9 @@ class Status(Model):
     key_metric: str | None = Field(default=None, description="The first gate's metric and value, for printer columns.")
     promoted_as: str | None = Field(default=None, description="The promotion name when promoted.")
     run_id: str | None = Field(default=None, description="The uid the run's artifacts are written under.")
+    retry: str | None = Field(
+        default=None, description="The synthloop.io/retry annotation value the operator last retried for."
+    )
     observed_generation: int | None = Field(default=None, description="The metadata.generation this status describes.")
     conditions: list[Condition] = Field(default_factory=list, description="The authoritative state of the run.")
     outputs: list[Output] = Field(default_factory=list, description="Artifacts produced, with sha256 and size.")
