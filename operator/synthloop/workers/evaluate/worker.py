@@ -148,7 +148,9 @@ def _read(io: Run, store: Any, uri: str) -> str:
     from synthloop.artifacts.manifest import ArtifactRef
 
     io.inputs.append(ArtifactRef(uri=uri, sha256=sha256(data).hexdigest(), size=len(data), role="task"))
-    return data.decode()
+    from synthloop.workers.training.records import as_jsonl_text
+
+    return as_jsonl_text(data, name=uri)  # JSONL, gzipped JSONL or Parquet, as released
 
 
 def _generative(io: Run, store: Any, suite: EvalSuite, params: EvalParams,

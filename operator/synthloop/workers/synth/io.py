@@ -66,10 +66,17 @@ def check_input(store: ArtifactStore, role: str, uri: str) -> None:
 
 
 def read_documents(store: ArtifactStore, uri: str, *, workdir: Path) -> list[str]:
-    """``{"text"}`` JSONL documents for closed QA (a local path or URI)."""
-    path = Path(uri) if "://" not in uri else store.get_file(uri, workdir / "documents.jsonl")
+    """``{"text"}`` documents for closed QA (a local path or URI): JSONL, gzipped JSONL such
+    as C4's ``*.json.gz`` shards (``text``, ``timestamp``, ``url``), or Parquet."""
+    from synthloop.workers.training.records import as_jsonl_text
+
+    path = Path(uri) if "://" not in uri else store.get_file(uri, workdir / "documents.data")
+    try:
+        text = as_jsonl_text(path.read_bytes(), name=uri)
+    except ValueError as exc:
+        raise SynthInputError(f"input documents: {exc}") from exc
     docs = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:

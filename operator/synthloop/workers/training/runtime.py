@@ -190,13 +190,16 @@ class Run:
         return True
 
     def fetch_text(self, role: str, *, uri: str | None = None) -> str:
-        """Read a single-file input (JSONL), recording its sha256 as an input of the run."""
+        """Read a single-file input (JSONL, gzipped JSONL or Parquet: ``training.records``) as
+        JSONL text, recording its sha256 as an input of the run."""
+        from synthloop.workers.training.records import as_jsonl_text
+
         uri = uri or self.config.input(role)
         local = self.config.scratch() / "inputs" / role
         self.store.get_file(uri, local)
         self.inputs.append(ArtifactRef(uri=uri, sha256=sha256_file(local), size=local.stat().st_size,
                                        role=role))
-        return local.read_text()
+        return as_jsonl_text(local.read_bytes(), name=uri)
 
     def fetch_model(self, role: str) -> Path:
         from synthloop.models.io import fetch_model_dir
