@@ -58,7 +58,7 @@ def test_c4_shard_loads_as_closed_qa_documents(tmp_path: Path) -> None:
 def test_parquet_export_loads_as_preference_pairs(tmp_path: Path) -> None:
     pairs, _ = read_jsonl(fetch(tmp_path, RELEASED / "hf-parquet" / "data" / "train-00000-of-00001.parquet"),
                           parse=parse_preference, what="pairs", max_malformed_fraction=0.0)
-    assert [p.prompt for p in pairs][0] == [{"role": "user", "content": "What is 7 * 6?"}]
+    assert pairs[0].prompt == [{"role": "user", "content": "What is 7 * 6?"}]
     assert pairs[0].chosen.endswith("Answer: 42") and pairs[1].rejected_reward == 1.0
 
 
