@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -131,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop when no run changed for this many seconds while some are unfinished")
     args = parser.parse_args(argv)
     started = time.monotonic()
+    # a SIGTERM (CI, `timeout`) unwinds like Ctrl-C, so the operator started here is stopped too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     print("== embedded cluster (synthloop local)", flush=True)
     status = subprocess.run([sys.executable, "-m", "synthloop.cli", "local", "status"], capture_output=True, check=False)
