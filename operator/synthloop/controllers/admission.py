@@ -2,7 +2,9 @@
 
 The CRD (OpenAPI + CEL) and the pydantic models refuse what one object can show wrong on its
 own. This pass adds what needs the operator's knowledge: the hardware profile (GPU memory,
-GPUs per node), the shape of a producer's model, Secrets named in the spec. Every problem names
+GPUs per node), the shape of a producer's model, Secrets named in the spec. Checks that hold
+only on real GPUs (DeepSpeed's batch arithmetic, memory) run when the profile gives
+``gpuMemoryGib``: a profile for CPU or simulated nodes leaves it out. Every problem names
 its field and what was expected; the run is Failed before it waits on inputs or creates a Job.
 """
 
@@ -58,7 +60,7 @@ def _pretrain(spec: PretrainJobSpec, profile: HardwareProfile) -> list[str]:
     if par.data is not None and par.data != data:
         problems.append(f"spec.parallelism.data: {par.data}, but {world} GPUs / tensor {par.tensor} "
                         f"/ pipeline {par.pipeline} = {data}")
-    if gpus:
+    if gpus and profile.gpu_memory_gib:  # real GPUs: DeepSpeed's batch arithmetic and memory apply
         sizes = [r.global_batch_size for r in spec.batch_ramp] or [spec.global_batch_size]
         for i, size in enumerate(sizes):
             if size % (par.micro_batch_size * data):
