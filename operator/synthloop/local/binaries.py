@@ -312,9 +312,10 @@ def ensure_binaries(
             if not build:
                 raise BinaryError(f"{problem}; run `synthloop local build` first")
             progress(f"{problem}; building it")
-            record.entries[name] = build_component(
-                component, bin_dir=paths.bin_dir, jobs=jobs, progress=progress
-            )
+            entry = build_component(component, bin_dir=paths.bin_dir, jobs=jobs, progress=progress)
+            # another `build` may have recorded its binaries meanwhile: merge, do not overwrite
+            record = BuildRecord.load(paths.bin_dir)
+            record.entries[name] = entry
             record.save()
         result[name] = paths.bin_dir / name
     return result
