@@ -8,6 +8,7 @@ died half-way, a KWOK pod that never ran) means it did not. The operator trusts 
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -134,10 +135,21 @@ def report_progress(
     done: int,
     total: int,
     **extra: Any,
-) -> None:
-    """Publish ``<prefix>/progress/<task>-<index>.json`` so the operator can show progress."""
+) -> bool:
+    """Publish ``<prefix>/progress/<task>-<index>.json`` so the operator can show progress.
+
+    Best effort: a report that cannot be written (the store down past its retries) is logged
+    and skipped, never raised; the next report or the manifest carries the state. Returns
+    whether it was written.
+    """
     body = {"task": task, "index": index, "done": done, "total": total, "updated": _now(), **extra}
-    store.put_bytes(
-        join(prefix_uri, "progress", f"{task}-{index}.json"),
-        json.dumps(body, sort_keys=True).encode(),
-    )
+    try:
+        store.put_bytes(
+            join(prefix_uri, "progress", f"{task}-{index}.json"),
+            json.dumps(body, sort_keys=True).encode(),
+        )
+    except Exception as exc:  # noqa: BLE001 - progress is advisory; the work must go on
+        print(json.dumps({"event": "progress-skipped", "task": task, "index": index, "done": done,
+                          "error": f"{type(exc).__name__}: {exc}"}), file=sys.stderr, flush=True)
+        return False
+    return True
