@@ -547,6 +547,10 @@ class _Pass:
         job = self.jobs.get(name)
         state = job_state(job)
         self.new["stage"] = plan.stage
+        if plan.rendezvous:  # a gang stage: which attempt, and (from the 2nd) its resume step
+            self.new["stageAttempt"] = attempt
+            if attempt == 1:
+                self.new["resumedFromStep"] = None
         self.new["phase"] = "Evaluating" if evaluating else "Running"
         if state == "missing":
             self._create(plan, name, spec, profile)
