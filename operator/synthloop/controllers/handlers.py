@@ -4,9 +4,13 @@ Passes are triggered by the CR (create, spec update, operator resume), by its Jo
 ``on.event`` on batch/v1 Jobs carrying the owner label) and by a resync loop as a safety net.
 All of them call the same level-triggered pass; triggers for an object whose pass is running
 are coalesced into one more pass, so a burst of Job status updates costs two passes, not
-hundreds. The resync is one thread listing the watched objects, not a ``kopf.timer`` per
+hundreds. The resync is one thread over the watched objects, not a ``kopf.timer`` per
 object: kopf puts a finalizer on every object a timer watches, and a finalizer belongs only
 where cleanup needs one (``keepArtifacts: false``).
+
+Reads come from an informer cache (``cache.py``) that the same watches keep current: a pass
+makes no GET or LIST, and a waiting object is woken by the producer it names, not by kopf
+retries or a pass over its namespace.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from synthloop.artifacts.store import open_store
 from synthloop.artifacts.uris import run_prefix
 from synthloop.builders.names import OWNER_KIND_LABEL, OWNER_UID_LABEL
 from synthloop.controllers import metrics as telemetry
+from synthloop.controllers.cache import Cache, CachedCluster
 from synthloop.controllers.config import OperatorConfig, load_config
-from synthloop.controllers.kube import Cluster, load_kube_config
+from synthloop.controllers.kube import load_kube_config
 from synthloop.controllers.reconcile import TERMINAL, Outcome, Reconciler
 
 log = logging.getLogger("synthloop.operator")
@@ -46,7 +51,7 @@ class _Runtime:
             load_kube_config()
             store = open_store(on_error=telemetry.store_error)
             telemetry.BOOKS.stores.append(store)
-            self.rec = Reconciler(cluster=Cluster(), store=store, config=CONFIG,
+            self.rec = Reconciler(cluster=CachedCluster(CACHE), store=store, config=CONFIG,
                                   ref_grace_seconds=CONFIG.ref_grace_seconds, namespaces=tuple(WATCHED))
         return self.rec
 
@@ -77,18 +82,26 @@ class _Runtime:
                          daemon=True).start()
 
     def _resync_loop(self, namespaces: list[str]) -> None:
-        """Every ``resync_seconds``: a pass on each watched object that is not finished."""
+        """Every ``resync_seconds``: a pass on each watched object that is not finished.
+
+        The objects come from the cache; every ``RELIST_EVERY`` rounds it is refilled by a LIST
+        (a safety net under the safety net: an event the watch may have missed).
+        """
         rec = self.reconciler()
+        rounds = 0
         while not self.stop.wait(CONFIG.resync_seconds):
             result = "ok"
-            for kind in PLURALS:
+            rounds += 1
+            if rounds % RELIST_EVERY == 0:
                 try:
-                    bodies = ([b for ns in namespaces for b in rec.cluster.list_crs(kind, ns)]
-                              if namespaces else rec.cluster.list_crs_all(kind))
+                    cluster = rec.cluster
+                    assert isinstance(cluster, CachedCluster)
+                    cluster.warm(namespaces)
                 except Exception:
-                    log.exception("resync: listing %s failed", kind)
+                    log.exception("resync: refilling the cache failed")
                     result = "error"
-                    continue
+            for kind in PLURALS:
+                bodies = [b for b in CACHE.items(kind) if not namespaces or b["metadata"]["namespace"] in namespaces]
                 telemetry.BOOKS.replace(kind, namespaces or None, bodies)
                 for body in bodies:
                     meta, status = body.get("metadata") or {}, body.get("status") or {}
@@ -104,6 +117,8 @@ class _Runtime:
 
 
 RUNTIME = _Runtime()
+CACHE = Cache()
+RELIST_EVERY = 10  # resync rounds between two LISTs that refill the cache
 # Namespaces the operator watches: `--namespace`, else SYNTHLOOP_NAMESPACES (empty: all). Set by
 # `synthloop operator` (watch_namespaces) before kopf starts; kopf's watches, the resync's
 # lists and the reconciler's refusal of any other namespace all read this one list.
@@ -129,7 +144,14 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.enabled = False
     settings.execution.max_workers = 8
     settings.watching.server_timeout = 300
-    RUNTIME.reconciler()
+    if WATCHED:
+        # An exact list of namespaces: kopf need not list or watch Namespaces and CRDs
+        # cluster-wide, which a RoleBinding-only install may not (a CRD installed later
+        # needs a restart to be noticed).
+        settings.scanning.disabled = True
+    rec = RUNTIME.reconciler()
+    assert isinstance(rec.cluster, CachedCluster)
+    rec.cluster.warm(WATCHED)  # one LIST per kind and namespace; watch events keep it current
     RUNTIME.start_resync(WATCHED)
 
 
@@ -139,12 +161,14 @@ def stop_resync(**_: Any) -> None:
 
 
 def outcome_to_kopf(outcome: Outcome | None, *, retry: int) -> None:
-    """waiting -> TemporaryError with a growing delay; failed -> PermanentError (no retry loop)."""
+    """failed -> PermanentError (no retry loop); waiting -> done for kopf.
+
+    A waiting object is woken by its dependency (the producer's pass wakes the objects the
+    cache says reference it) and by the resync, not by kopf retries: a retry is a pass plus a
+    PATCH of kopf's progress annotation, per waiting object, every few seconds.
+    """
     if outcome is None:
         return
-    if outcome.state == "waiting":
-        delay = min(CONFIG.wait_seconds * (1 + retry), 60.0)
-        raise kopf.TemporaryError(outcome.message, delay=delay)
     if outcome.state == "failed":
         raise kopf.PermanentError(outcome.message)
 
@@ -166,6 +190,12 @@ def register_kind(kind: str) -> None:
         assert namespace is not None  # the four kinds are namespaced
         outcome_to_kopf(RUNTIME.coalesced(kind, namespace, name), retry=retry)
 
+    @kopf.on.event(GROUP, VERSION, plural, id=f"{plural}-cache")
+    def cache_event(event: Any, **_: Any) -> None:
+        """Every watch event of the kind keeps the cache current (kopf runs these first)."""
+        if isinstance(event.get("object"), dict):
+            CACHE.event(kind, event.get("type"), event["object"])
+
     @kopf.on.delete(GROUP, VERSION, plural, when=_keep_artifacts_false, id=f"{plural}-cleanup")
     def cleanup(name: str, namespace: str | None, uid: str, **_: Any) -> None:
         """``keepArtifacts: false``: delete the run prefix (the only cleanup owner refs cannot do)."""
@@ -177,6 +207,13 @@ def register_kind(kind: str) -> None:
             rec.store.delete(uri)
         rec.forget(kind, namespace, name)
         log.info("deleted %d artifact(s) under %s", len(uris), prefix)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={OWNER_UID_LABEL: kopf.PRESENT, OWNER_KIND_LABEL: kopf.PRESENT},
+               id="jobs-cache")
+def cache_job(event: Any, **_: Any) -> None:
+    if isinstance(event.get("object"), dict):
+        CACHE.event("Job", event.get("type"), event["object"])
 
 
 def _job_settled(body: Any, type: str | None, **_: Any) -> bool:

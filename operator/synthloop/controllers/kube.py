@@ -89,11 +89,16 @@ class Cluster:
         return items
 
     def patch_status(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        self.patch_status_returning(kind, namespace, name, patch)
+
+    def patch_status_returning(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> Any:
+        """Merge-patch the status; returns the object as the server now holds it."""
         _count("patch", PLURALS[kind] + "/status")
-        self.custom.patch_namespaced_custom_object_status(
+        resp = self.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, PLURALS[kind], name, {"status": patch},
-            _content_type="application/merge-patch+json",
+            _content_type="application/merge-patch+json", _preload_content=False,
         )
+        return self._json(resp)
 
     def patch_metadata(self, kind: str, namespace: str, name: str, metadata: dict[str, Any]) -> None:
         _count("patch", PLURALS[kind])
@@ -141,8 +146,19 @@ class Cluster:
         items: list[dict[str, Any]] = self._json(resp).get("items", [])
         return items
 
-    def apply(self, obj: dict[str, Any]) -> None:
-        """Server-side apply with the operator's field manager (creates or converges)."""
+    def list_owned_jobs(self, namespace: str | None) -> list[dict[str, Any]]:
+        """Every Job an operator's CR owns (carrying the owner label), in one namespace or all."""
+        _count("list", "jobs")
+        if namespace is None:
+            resp = self.batch.list_job_for_all_namespaces(label_selector=OWNER_UID_LABEL, _preload_content=False)
+        else:
+            resp = self.batch.list_namespaced_job(namespace, label_selector=OWNER_UID_LABEL, _preload_content=False)
+        items: list[dict[str, Any]] = self._json(resp).get("items", [])
+        return items
+
+    def apply(self, obj: dict[str, Any]) -> Any:
+        """Server-side apply with the operator's field manager (creates or converges); returns
+        the object as the server now holds it."""
         meta = obj["metadata"]
         _count("apply", obj["kind"].lower() + "s")
         kwargs: dict[str, Any] = {
@@ -150,12 +166,16 @@ class Cluster:
             "force": True,
             "_content_type": "application/apply-patch+yaml",
         }
+        resp: Any
         if obj["kind"] == "Job":
-            self.batch.patch_namespaced_job(meta["name"], meta["namespace"], obj, **kwargs)
+            resp = self.batch.patch_namespaced_job(meta["name"], meta["namespace"], obj, **kwargs,
+                                                   _preload_content=False)
         elif obj["kind"] == "Service":
-            self.core.patch_namespaced_service(meta["name"], meta["namespace"], obj, **kwargs)
+            resp = self.core.patch_namespaced_service(meta["name"], meta["namespace"], obj, **kwargs,
+                                                      _preload_content=False)
         else:
             raise ValueError(f"apply: unsupported kind {obj['kind']!r} (expected Job or Service)")
+        return self._json(resp)
 
     def secret_exists(self, namespace: str, name: str) -> bool:
         from kubernetes.client.exceptions import ApiException

@@ -229,18 +229,27 @@ class Reconciler:
         if p.gate_report is not None and p.new.get("phase") != p.old.get("phase") and p.new.get("phase") in TERMINAL:
             telemetry.gate_results(kind, p.gate_report)
         if kick and p.new.get("phase") in SUCCESS and p.old.get("phase") != p.new.get("phase"):
-            self.kick_waiting(namespace)
+            self.kick_waiting(namespace, kind=kind, name=name, promotion=p.new.get("promotedAs"))
         return outcome
 
-    def kick_waiting(self, namespace: str) -> None:
-        """Run a pass on every object of the namespace that waits for its inputs."""
-        for kind in KINDS:
-            for body in self.cluster.list_crs(kind, namespace):
-                if ((body.get("status") or {}).get("phase")) in (None, "Pending", "WaitingForInputs"):
-                    try:
-                        self.reconcile(kind, namespace, body["metadata"]["name"], kick=False)
-                    except Exception:
-                        log.exception("pass on waiting %s %s/%s failed", kind, namespace, body["metadata"]["name"])
+    def kick_waiting(self, namespace: str, *, kind: str | None = None, name: str | None = None,
+                     promotion: str | None = None) -> None:
+        """Run a pass on the waiting objects that reference ``kind/name`` (or the promotion it
+        wrote), found in the cache's reverse index; without a cache, on every waiting object of
+        the namespace."""
+        cache = getattr(self.cluster, "cache", None)
+        if cache is not None and kind is not None and name is not None:
+            keys = cache.dependents(namespace, kind, name, promotion)
+        else:
+            keys = [(k, namespace, b["metadata"]["name"]) for k in KINDS for b in self.cluster.list_crs(k, namespace)]
+        for dep_kind, dep_ns, dep_name in keys:
+            body = self.cluster.get_cr(dep_kind, dep_ns, dep_name)
+            if body is None or ((body.get("status") or {}).get("phase")) not in (None, "Pending", "WaitingForInputs"):
+                continue
+            try:
+                self.reconcile(dep_kind, dep_ns, dep_name, kick=False)
+            except Exception:
+                log.exception("pass on waiting %s %s/%s failed", dep_kind, dep_ns, dep_name)
 
 
 class _Pass:

@@ -1,0 +1,226 @@
+"""An informer cache of the four kinds and their Jobs, so a pass reads memory, not the API server.
+
+Filled by one LIST per kind and namespace at start-up and kept current by the watch events
+kopf already receives (``handlers.py`` feeds them in); the operator's own status writes go in
+as they are made. A pass then makes no GET or LIST: its requests are the writes it decides
+on. The cache also answers "who waits on this object" (``dependents``), so a producer that
+succeeds wakes exactly its consumers instead of a pass over the whole namespace.
+
+Bodies are kept without ``metadata.managedFields`` and kopf's copy of the last-handled spec,
+which are most of an object's size and are never read here.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from synthloop.api.v1alpha1 import KINDS
+from synthloop.builders.names import OWNER_UID_LABEL
+from synthloop.controllers.kube import Cluster
+
+Key = tuple[str, str, str]  # (kind, namespace, name)
+_DROP_ANNOTATIONS = ("kopf.synthloop.io/last-handled-configuration",)
+SECRET_TTL_SECONDS = 60.0
+
+
+def _slim(body: dict[str, Any]) -> dict[str, Any]:
+    meta = dict(body.get("metadata") or {})
+    meta.pop("managedFields", None)
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in _DROP_ANNOTATIONS}
+    if annotations:
+        meta["annotations"] = annotations
+    else:
+        meta.pop("annotations", None)
+    return {**body, "metadata": meta}
+
+
+def _newer(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
+    """Whether ``new`` is not older than ``old`` (etcd resourceVersions are integers)."""
+    if old is None:
+        return True
+    a = str((old.get("metadata") or {}).get("resourceVersion") or "")
+    b = str((new.get("metadata") or {}).get("resourceVersion") or "")
+    return not (a.isdigit() and b.isdigit()) or int(b) >= int(a)
+
+
+def _refs(spec: Any) -> frozenset[tuple[str, str]]:
+    """What an object waits on: ``(kind, name)`` of every fromRef, ``("promoted", name)`` of
+    every promotion it names (its own namespace's)."""
+    out: set[tuple[str, str]] = set()
+    stack = [spec]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("fromRef")
+            if isinstance(ref, dict) and "kind" in ref and "name" in ref:
+                out.add((str(ref["kind"]), str(ref["name"])))
+            promoted = node.get("promoted")
+            if isinstance(promoted, str) and "/" not in promoted:
+                out.add(("promoted", promoted))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return frozenset(out)
+
+
+class Cache:
+    """The four kinds by (kind, namespace, name) and their Jobs by owner uid; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._crs: dict[Key, dict[str, Any]] = {}
+        self._refs: dict[Key, frozenset[tuple[str, str]]] = {}
+        self._jobs: dict[str, dict[str, dict[str, Any]]] = {}
+        self._listed: set[tuple[str, str]] = set()  # (kind or "Job", namespace) filled by a LIST
+
+    # -- feeding ---------------------------------------------------------------------------
+    def fill(self, kind: str, namespace: str, bodies: Iterable[dict[str, Any]]) -> None:
+        """The result of a LIST of ``kind`` ("Job" for the children) in ``namespace``."""
+        bodies = list(bodies)
+        with self._lock:
+            if kind == "Job":
+                for job in bodies:
+                    self._put_job(job)
+            else:
+                for key in [k for k in self._crs if k[0] == kind and k[1] == namespace]:
+                    self._crs.pop(key)
+                    self._refs.pop(key, None)
+                for body in bodies:
+                    self._put_cr(kind, body)
+            self._listed.add((kind, namespace))
+
+    def event(self, kind: str, type_: str | None, body: dict[str, Any]) -> None:
+        """A watch event (kopf's ``event``): ADDED/MODIFIED/None put, DELETED removes."""
+        with self._lock:
+            if kind == "Job":
+                if type_ == "DELETED":
+                    uid = ((body.get("metadata") or {}).get("labels") or {}).get(OWNER_UID_LABEL, "")
+                    self._jobs.get(uid, {}).pop(body["metadata"]["name"], None)
+                else:
+                    self._put_job(body)
+            elif type_ == "DELETED":
+                key = (kind, body["metadata"]["namespace"], body["metadata"]["name"])
+                self._crs.pop(key, None)
+                self._refs.pop(key, None)
+            else:
+                self._put_cr(kind, body)
+
+    def _put_cr(self, kind: str, body: dict[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        key = (kind, str(meta.get("namespace")), str(meta.get("name")))
+        if _newer(self._crs.get(key), body):
+            self._crs[key] = _slim({**body, "kind": kind})
+            self._refs[key] = _refs(body.get("spec") or {})
+
+    def _put_job(self, job: dict[str, Any]) -> None:
+        meta = job.get("metadata") or {}
+        uid = (meta.get("labels") or {}).get(OWNER_UID_LABEL)
+        if uid:
+            jobs = self._jobs.setdefault(uid, {})
+            if _newer(jobs.get(meta["name"]), job):
+                jobs[meta["name"]] = _slim(job)
+
+    # -- reading ---------------------------------------------------------------------------
+    def listed(self, kind: str, namespace: str) -> bool:
+        with self._lock:
+            return (kind, namespace) in self._listed
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """A deep copy (a pass may change what it reads)."""
+        with self._lock:
+            body = self._crs.get((kind, namespace, name))
+            return copy.deepcopy(body) if body is not None else None
+
+    def items(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        """The cached bodies themselves: callers read, never change them."""
+        with self._lock:
+            return [b for (k, ns, _), b in self._crs.items() if k == kind and (namespace is None or ns == namespace)]
+
+    def jobs(self, owner_uid: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [copy.deepcopy(j) for j in self._jobs.get(owner_uid, {}).values()]
+
+    def dependents(self, namespace: str, kind: str, name: str, promotion: str | None) -> list[Key]:
+        """Objects of ``namespace`` that reference ``kind/name`` or the promotion it writes."""
+        wanted = {(kind, name)} | ({("promoted", promotion)} if promotion else set())
+        with self._lock:
+            return sorted(k for k, refs in self._refs.items() if k[1] == namespace and refs & wanted)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._crs)
+
+    def keys(self) -> Iterator[Key]:
+        with self._lock:
+            return iter(list(self._crs))
+
+
+class CachedCluster(Cluster):
+    """``Cluster`` whose reads come from the cache once its namespace was listed.
+
+    Until then (start-up), and for anything the cache does not hold, it asks the API server.
+    """
+
+    def __init__(self, cache: Cache, api_client: Any | None = None) -> None:
+        super().__init__(api_client)
+        self.cache = cache
+        self._secrets: dict[tuple[str, str], float] = {}
+
+    def warm(self, namespaces: list[str]) -> None:
+        """One LIST per kind (and of the Jobs) per namespace; ``[]`` means every namespace."""
+        for kind in KINDS:
+            bodies = ([b for ns in namespaces for b in Cluster.list_crs(self, kind, ns)] if namespaces
+                      else Cluster.list_crs_all(self, kind))
+            for ns in namespaces or sorted({b["metadata"]["namespace"] for b in bodies}):
+                self.cache.fill(kind, ns, [b for b in bodies if b["metadata"]["namespace"] == ns])
+            if not namespaces:
+                self.cache.fill(kind, "*", [])
+        for ns in namespaces:
+            self.cache.fill("Job", ns, Cluster.list_owned_jobs(self, ns))
+        if not namespaces:
+            self.cache.fill("Job", "*", Cluster.list_owned_jobs(self, None))
+
+    def _listed(self, kind: str, namespace: str) -> bool:
+        return self.cache.listed(kind, namespace) or self.cache.listed(kind, "*")
+
+    def get_cr(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        if self._listed(kind, namespace):
+            return self.cache.get(kind, namespace, name)
+        return super().get_cr(kind, namespace, name)
+
+    def list_crs(self, kind: str, namespace: str) -> list[dict[str, Any]]:
+        if self._listed(kind, namespace):
+            return self.cache.items(kind, namespace)
+        return super().list_crs(kind, namespace)
+
+    def list_jobs(self, namespace: str, owner_uid: str) -> list[dict[str, Any]]:
+        if self._listed("Job", namespace):
+            return self.cache.jobs(owner_uid)
+        return super().list_jobs(namespace, owner_uid)
+
+    def patch_status(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        """Write, then put the server's answer into the cache (the watch event comes later)."""
+        body = self.patch_status_returning(kind, namespace, name, patch)
+        if isinstance(body, dict) and body.get("metadata"):
+            self.cache.event(kind, "MODIFIED", body)
+
+    def apply(self, obj: dict[str, Any]) -> Any:
+        """Apply, then put a Job into the cache at once (so the next pass sees it)."""
+        body = super().apply(obj)
+        if obj["kind"] == "Job" and isinstance(body, dict) and body.get("metadata"):
+            self.cache.event("Job", "MODIFIED", body)
+        return body
+
+    def secret_exists(self, namespace: str, name: str) -> bool:
+        """A Secret seen is trusted for a minute (it is checked before every pass's Jobs)."""
+        key, now = (namespace, name), time.monotonic()
+        if now - self._secrets.get(key, -SECRET_TTL_SECONDS) < SECRET_TTL_SECONDS:
+            return True
+        found = super().secret_exists(namespace, name)
+        if found:
+            self._secrets[key] = now
+        return found
