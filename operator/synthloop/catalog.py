@@ -18,7 +18,7 @@ EVAL_TASKS: dict[str, tuple[str, ...]] = {
     "ifeval": ("synthetic",),  # workers/evaluation/ifeval.synthetic_items
     "rewardWinRate": ("arithmetic",),  # prompts from the arithmetic corpus
     "preferenceAccuracy": (),  # only JSONL pair files (or a RewardTrain's preferenceData)
-    "generative": ("arithmetic",),  # workers/evaluation/generative.BUILTIN_TASKS
+    "generative": ("arithmetic", "arithmetic_format"),  # workers/evaluation/generative.BUILTIN_TASKS
     # lmEval is not listed: its tasks are lm-eval task names (built in or under taskDir)
 }
 #: What a suite runs when ``tasks`` is empty.

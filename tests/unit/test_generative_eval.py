@@ -89,3 +89,11 @@ def test_bad_task_rows_are_rejected_with_their_line() -> None:
         gen.parse_task('{"question": "a", "answer": 1}\n', name="t")
     with pytest.raises(ValueError, match="unknown builtin generative task 'gsm8k'"):
         gen.builtin_task("gsm8k", n=1, seed=0)
+
+
+def test_arithmetic_format_scores_the_instruction_not_the_value() -> None:
+    items = gen.builtin_task("arithmetic_format", n=4, seed=0)
+    assert [i.messages for i in items] == [i.messages for i in gen.arithmetic_items(4, seed=0)]
+    assert all(i.answer is None for i in items)
+    assert gen.verify(items[0], "I think so.\nAnswer: 123456789")
+    assert not gen.verify(items[0], "The answer is 5.")

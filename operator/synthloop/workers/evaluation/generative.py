@@ -15,7 +15,9 @@ lm-evaluation-harness reports it).
 Task files are JSONL rows ``{"prompt" | "messages", "answer"?, "tests"?, "instruction_id_list"?,
 "kwargs"?, "solution"?}``; ``solution`` (else ``Answer: <answer>``) is a shot's assistant turn.
 The built-in ``arithmetic`` task is the synth worker's level-1 math problems (addition,
-subtraction, multiplication, division) drawn from a seed of its own.
+subtraction, multiplication, division) drawn from a seed of its own, scored on the value;
+``arithmetic_format`` is the same problems scored only on their instruction (a final
+``Answer: <value>`` line).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from synthloop.verifiers.base import Instruction
 from synthloop.verifiers.math import check_answer
 from synthloop.verifiers.scoring import score
 
-BUILTIN_TASKS = ("arithmetic",)
+BUILTIN_TASKS = ("arithmetic", "arithmetic_format")
 ARITHMETIC_KEYWORDS = ("addition", "subtraction", "multiplication", "division")
 
 Message = dict[str, str]
@@ -83,11 +85,23 @@ def arithmetic_items(n: int, *, seed: int) -> list[GenItem]:
     return items
 
 
+def arithmetic_format_items(n: int, *, seed: int) -> list[GenItem]:
+    """The same problems as ``arithmetic``, judged only on the instruction they carry (end with
+    a final ``Answer: <value>`` line), not on the value: what alignment changes first."""
+    from synthloop.verifiers.instructions import FinalAnswer
+
+    fmt = (FinalAnswer.build(),)
+    return [GenItem(messages=it.messages, instructions=fmt, solution=it.solution, key=it.key.replace(
+        "arithmetic", "arithmetic_format")) for it in arithmetic_items(n, seed=seed)]
+
+
 def builtin_task(name: str, *, n: int, seed: int) -> list[GenItem]:
-    if name != "arithmetic":
-        raise ValueError(f"unknown builtin generative task {name!r}: expected one of {list(BUILTIN_TASKS)} "
-                         "or an s3:// / file:// JSONL URI")
-    return arithmetic_items(n, seed=seed)
+    if name == "arithmetic":
+        return arithmetic_items(n, seed=seed)
+    if name == "arithmetic_format":
+        return arithmetic_format_items(n, seed=seed)
+    raise ValueError(f"unknown builtin generative task {name!r}: expected one of {list(BUILTIN_TASKS)} "
+                     "or an s3:// / file:// JSONL URI")
 
 
 def parse_item(row: dict[str, Any], *, where: str) -> GenItem:
