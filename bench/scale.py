@@ -13,6 +13,12 @@
 
 Usage: python bench/scale.py [--nodes 768] [--rounds 1000] [--repeats 1]. Prints one JSON line.
 Needs a running `synthloop local up` cluster (or starts one with no KWOK nodes of its own).
+
+``--steady [--baseline REV]`` measures only the steady state with ``--rounds`` SynthRounds
+waiting (no fleet): over a ``--window`` of seconds after every round is WaitingForInputs, the
+operator's API requests (the reconciler's and kopf's, counted by bench/opcount.py), its
+reconcile passes, CPU-seconds, and RSS at the end; for this code and, in the same run, for the
+operator of revision REV (a git worktree), one after the other on the same cluster.
 """
 
 from __future__ import annotations
@@ -107,6 +113,132 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def counts(path: Path) -> dict[str, int]:
+    try:
+        doc: dict[str, int] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return doc
+
+
+def scoped_kubeconfig(kube: KubeClient, env: dict[str, str], ns: str, tmp: Path) -> Path:
+    """A ServiceAccount with the operator's ClusterRoles bound in ``ns`` only (RoleBindings, the
+    install rbac.yaml recommends for a namespace list), and a kubeconfig holding its token.
+
+    Each operator under test runs as one: an operator that lists beyond its namespace (the
+    baseline's resync does) is refused, and cannot touch anything else on a shared cluster.
+    """
+    rendered = subprocess.run(["kubectl", "kustomize", str(ROOT / "manifests" / "base")], env=env, check=True,
+                              capture_output=True, text=True).stdout
+    items: list[dict[str, Any]] = [{"apiVersion": "v1", "kind": "ServiceAccount",
+                                    "metadata": {"name": "bench-operator", "namespace": ns}}]
+    for doc in (d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "ClusterRole"):
+        name = f"{doc['metadata']['name']}-{ns}"
+        items += [{**doc, "metadata": {"name": name}},
+                  {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": name,
+                   "namespace": ns}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                   "name": name}, "subjects": [{"kind": "ServiceAccount", "name": "bench-operator", "namespace": ns}]}]
+    subprocess.run(["kubectl", "apply", "-f", "-"], input=json.dumps({"apiVersion": "v1", "kind": "List",
+                   "items": items}).encode(), env=env, check=True, capture_output=True)
+    token = subprocess.run(["kubectl", "create", "token", "bench-operator", "-n", ns, "--duration=2h"], env=env,
+                           check=True, capture_output=True, text=True).stdout.strip()
+    admin = yaml.safe_load(Path(env["KUBECONFIG"]).read_text())
+    cluster = admin["clusters"][0]
+    path = tmp / f"{ns}.kubeconfig"
+    path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "clusters": [cluster],
+                                    "users": [{"name": "sa", "user": {"token": token}}],
+                                    "contexts": [{"name": "sa", "context": {"cluster": cluster["name"], "user": "sa"}}],
+                                    "current-context": "sa"}))
+    return path
+
+
+def steady(args: argparse.Namespace, state: Any, kube: KubeClient, env: dict[str, str]) -> dict[str, Any]:
+    """The steady state of ``--rounds`` waiting SynthRounds, per revision (see the docstring)."""
+    probe = uuid.uuid4().hex[:6]
+    tmp = Path(tempfile.mkdtemp(prefix="synthloop-bench-steady-"))
+    codes: list[tuple[str, Path]] = []
+    if args.baseline:
+        wt = tmp / "baseline"
+        subprocess.run(["git", "worktree", "add", "--detach", str(wt), args.baseline], cwd=ROOT, check=True,
+                       capture_output=True)
+        codes.append(("baseline", wt))
+    codes.append(("current", ROOT))
+    out: dict[str, Any] = {"rounds": args.rounds, "window_seconds": args.window, "baseline": args.baseline}
+    try:
+        for label, code in codes:
+            ns = f"bench-steady-{label}-{probe}"
+            kube.create("/api/v1/namespaces", {"metadata": {"name": ns}})
+            kube.create(f"/api/v1/namespaces/{ns}/secrets", {"metadata": {"name": "synthloop-minio"}, "stringData": {
+                "accessKey": state.access_key, "secretKey": state.secret_key}})
+            wait(lambda ns=ns: kube.get_or_none(f"/api/v1/namespaces/{ns}/serviceaccounts/default"), 60, "default SA")
+            docs = [{"apiVersion": API_VERSION, "kind": "SynthRound", "metadata": {"name": f"round-{i:04d}"},
+                     "spec": {"generator": {"model": {"promoted": f"never-{probe}"}, "backend": "transformers"},
+                              "prompts": {"math": 10}}} for i in range(args.rounds)]
+            for start in range(0, len(docs), 200):
+                body = {"apiVersion": "v1", "kind": "List", "items": docs[start:start + 200]}
+                subprocess.run(["kubectl", "apply", "-n", ns, "-f", "-"], input=json.dumps(body).encode(), env=env,
+                               check=True, capture_output=True, timeout=600)
+            count_file = tmp / f"{label}-counts.json"
+            op_env = {**env, "PYTHONPATH": str(code / "operator"), "SYNTHLOOP_RESYNC_SECONDS": "30",
+                      "KUBECONFIG": str(scoped_kubeconfig(kube, env, ns, tmp))}
+            with (tmp / f"{label}-operator.log").open("w") as log:
+                op = subprocess.Popen([sys.executable, str(ROOT / "bench" / "opcount.py"), str(count_file), "--",
+                                       "--liveness-port", "0", "-n", ns], env=op_env, stdout=log,
+                                      stderr=subprocess.STDOUT)
+            try:
+                t0 = time.monotonic()
+
+                def all_waiting(ns: str = ns) -> bool:
+                    items = kube.get(f"/apis/synthloop.io/v1alpha1/namespaces/{ns}/synthrounds")["items"]
+                    return sum(1 for i in items if (i.get("status") or {}).get("phase") == "WaitingForInputs") >= args.rounds
+
+                wait(all_waiting, args.timeout, f"{label}: {args.rounds} SynthRounds WaitingForInputs", interval=2.0)
+                seen = time.monotonic() - t0
+                time.sleep(10)
+                c0, cpu0, w0 = counts(count_file), cpu_seconds(op.pid), time.monotonic()
+                say(f"{label}: steady window of {args.window:.0f}s")
+                time.sleep(args.window)
+                c1, cpu1, w1 = counts(count_file), cpu_seconds(op.pid), time.monotonic()
+                rss = rss_kib(op.pid) / 1024
+            finally:
+                op.terminate()
+                try:
+                    op.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    op.kill()
+            delta = {k: c1.get(k, 0) - c0.get(k, 0) for k in sorted(set(c0) | set(c1)) if c1.get(k, 0) != c0.get(k, 0)}
+            requests = sum(v for k, v in delta.items() if k != "passes")
+            passes = delta.get("passes", 0)
+            out[label] = {
+                "rounds_seen_seconds": round(seen, 1), "window_seconds": round(w1 - w0, 1),
+                "passes": passes, "api_requests": requests, "requests_by_kind": delta,
+                "api_requests_per_pass": round(requests / passes, 3) if passes else None,
+                "api_requests_per_second": round(requests / (w1 - w0), 2),
+                "cpu_seconds": round(cpu1 - cpu0, 2), "rss_mib": round(rss, 1),
+            }
+            say(f"{label}: {json.dumps(out[label])}")
+            try:
+                kube.delete(f"/api/v1/namespaces/{ns}")
+            except KubeError:
+                pass
+            subprocess.run(["kubectl", "delete", "clusterrole", f"synthloop-operator-{ns}",
+                            f"synthloop-operator-credentials-{ns}"], env=env, check=False, capture_output=True)
+    finally:
+        if args.baseline:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tmp / "baseline")], cwd=ROOT, check=False,
+                           capture_output=True)
+    if "baseline" in out:
+        b, c = out["baseline"], out["current"]
+        out["cpu_ratio"] = round(c["cpu_seconds"] / b["cpu_seconds"], 3) if b["cpu_seconds"] else None
+        out["requests_ratio"] = round(c["api_requests"] / b["api_requests"], 4) if b["api_requests"] else None
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nodes", type=int, default=768)
@@ -115,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=900.0)
     ap.add_argument("--no-service", dest="with_service", action="store_false",
                     help="apply the direct Job without the headless Service the operator adds")
+    ap.add_argument("--steady", action="store_true", help="only the steady state with --rounds waiting rounds")
+    ap.add_argument("--baseline", default="", help="with --steady: also measure the operator of this revision")
+    ap.add_argument("--window", type=float, default=120.0, help="with --steady: seconds of steady state measured")
     args = ap.parse_args(argv)
     # Clean up (nodes, namespace, operator) when stopped by a timeout as well.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -123,6 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     kube = KubeClient.from_kubeconfig(state.kubeconfig)
     env = {**os.environ, "KUBECONFIG": str(state.kubeconfig), "SYNTHLOOP_S3_ENDPOINT": state.s3_endpoint,
            "AWS_ACCESS_KEY_ID": state.access_key, "AWS_SECRET_ACCESS_KEY": state.secret_key}
+    if args.steady:
+        subprocess.run(["kubectl", "apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds")], env=env,
+                       check=True, capture_output=True)
+        print(json.dumps(steady(args, state, kube, env)), flush=True)
+        return 0
     probe = uuid.uuid4().hex[:6]
     ns = f"bench-scale-{probe}"
     taint = {"key": PROBE, "value": probe, "effect": "NoSchedule"}

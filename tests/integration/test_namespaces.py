@@ -26,6 +26,10 @@ from typing import Any
 
 import pytest
 import yaml
+
+from synthloop.artifacts.promotion import read_promotion
+from synthloop.artifacts.store import open_store
+from synthloop.controllers.handlers import RELIST_EVERY
 from tests.conftest import LocalCluster, wait_for
 from tests.integration.test_operator import (
     DGX_SELECTOR,
@@ -39,10 +43,6 @@ from tests.integration.test_operator import (
     helpsteer_rows,
     tiny_model,
 )
-
-from synthloop.artifacts.promotion import read_promotion
-from synthloop.artifacts.store import open_store
-from synthloop.controllers.handlers import RELIST_EVERY
 
 pytestmark = pytest.mark.integration
 PROMO = "shared-rm"

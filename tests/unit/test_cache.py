@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.unit.test_reconcile_pass import ALIGN, NS, SYNTH, ApiServer, DirBackend, run_synth
 
 from synthloop.artifacts.store import ArtifactStore
 from synthloop.controllers.cache import Cache, CachedCluster
 from synthloop.controllers.config import OperatorConfig
 from synthloop.controllers.kube import Cluster
 from synthloop.controllers.reconcile import Reconciler
+from tests.unit.test_reconcile_pass import ALIGN, NS, SYNTH, ApiServer, DirBackend, run_synth
 
 pytestmark = pytest.mark.unit
 
@@ -55,7 +55,7 @@ class NoApi(CachedCluster):
     """A CachedCluster whose API server must not be asked (any read that reaches it fails)."""
 
     def __init__(self, cache: Cache) -> None:
-        self.cache, self._secrets = cache, {}
+        self.cache = cache
 
 
 def test_a_listed_namespace_is_read_from_memory(monkeypatch: pytest.MonkeyPatch) -> None:

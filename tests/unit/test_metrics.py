@@ -13,6 +13,11 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
+
+from synthloop.artifacts.store import ArtifactStore
+from synthloop.controllers import metrics
+from synthloop.controllers.config import OperatorConfig
+from synthloop.controllers.reconcile import Reconciler
 from tests.unit.test_reconcile_pass import (
     ALIGN,
     NS,
@@ -22,11 +27,6 @@ from tests.unit.test_reconcile_pass import (
     worker_config,
     write_run,
 )
-
-from synthloop.artifacts.store import ArtifactStore
-from synthloop.controllers import metrics
-from synthloop.controllers.config import OperatorConfig
-from synthloop.controllers.reconcile import Reconciler
 
 pytestmark = pytest.mark.unit
 

@@ -11,16 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.unit.test_reconcile_pass import (
-    ALIGN,
-    NS,
-    SYNTH,
-    ApiServer,
-    DirBackend,
-    run_synth,
-    worker_config,
-    write_run,
-)
 
 from synthloop.artifacts.promotion import (
     PromotionPointer,
@@ -33,6 +23,16 @@ from synthloop.artifacts.uris import URIError, promotion_uri
 from synthloop.controllers import reasons as R
 from synthloop.controllers.config import OperatorConfig
 from synthloop.controllers.reconcile import Reconciler
+from tests.unit.test_reconcile_pass import (
+    ALIGN,
+    NS,
+    SYNTH,
+    ApiServer,
+    DirBackend,
+    run_synth,
+    worker_config,
+    write_run,
+)
 
 pytestmark = pytest.mark.unit
 OTHER = "team-b"

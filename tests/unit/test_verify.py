@@ -7,15 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.unit.test_reconcile_pass import (
-    ALIGN,
-    NS,
-    ApiServer,
-    DirBackend,
-    run_synth,
-    worker_config,
-    write_run,
-)
 
 from synthloop.artifacts import store as store_mod
 from synthloop.artifacts.store import (
@@ -30,6 +21,15 @@ from synthloop.artifacts.store import (
 from synthloop.artifacts.uris import ArtifactURI, join
 from synthloop.controllers.config import OperatorConfig
 from synthloop.controllers.reconcile import Reconciler
+from tests.unit.test_reconcile_pass import (
+    ALIGN,
+    NS,
+    ApiServer,
+    DirBackend,
+    run_synth,
+    worker_config,
+    write_run,
+)
 
 pytestmark = pytest.mark.unit
 

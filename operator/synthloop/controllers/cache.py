@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -24,7 +23,6 @@ from synthloop.controllers.kube import Cluster
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
 _DROP_ANNOTATIONS = ("kopf.synthloop.io/last-handled-configuration",)
-SECRET_TTL_SECONDS = 60.0
 
 
 def _slim(body: dict[str, Any]) -> dict[str, Any]:
@@ -168,7 +166,6 @@ class CachedCluster(Cluster):
     def __init__(self, cache: Cache, api_client: Any | None = None) -> None:
         super().__init__(api_client)
         self.cache = cache
-        self._secrets: dict[tuple[str, str], float] = {}
 
     def warm(self, namespaces: list[str]) -> None:
         """One LIST per kind (and of the Jobs) per namespace; ``[]`` means every namespace."""
@@ -214,13 +211,3 @@ class CachedCluster(Cluster):
         if obj["kind"] == "Job" and isinstance(body, dict) and body.get("metadata"):
             self.cache.event("Job", "MODIFIED", body)
         return body
-
-    def secret_exists(self, namespace: str, name: str) -> bool:
-        """A Secret seen is trusted for a minute (it is checked before every pass's Jobs)."""
-        key, now = (namespace, name), time.monotonic()
-        if now - self._secrets.get(key, -SECRET_TTL_SECONDS) < SECRET_TTL_SECONDS:
-            return True
-        found = super().secret_exists(namespace, name)
-        if found:
-            self._secrets[key] = now
-        return found

@@ -209,13 +209,6 @@ def register_kind(kind: str) -> None:
         log.info("deleted %d artifact(s) under %s", len(uris), prefix)
 
 
-@kopf.on.event("batch", "v1", "jobs", labels={OWNER_UID_LABEL: kopf.PRESENT, OWNER_KIND_LABEL: kopf.PRESENT},
-               id="jobs-cache")
-def cache_job(event: Any, **_: Any) -> None:
-    if isinstance(event.get("object"), dict):
-        CACHE.event("Job", event.get("type"), event["object"])
-
-
 def _job_settled(body: Any, type: str | None, **_: Any) -> bool:
     """Job events worth a pass: it finished, failed a pod, or was deleted.
 
@@ -230,10 +223,14 @@ def _job_settled(body: Any, type: str | None, **_: Any) -> bool:
     return bool(settled & {"Complete", "Failed", "SuccessCriteriaMet", "FailureTarget"}) or bool(status.get("failed"))
 
 
-@kopf.on.event("batch", "v1", "jobs", labels={OWNER_UID_LABEL: kopf.PRESENT, OWNER_KIND_LABEL: kopf.PRESENT},
-               when=_job_settled)
-def on_job(body: Any, type: str | None, **_: Any) -> None:
-    """A child Job changed: run a pass on its owner (coalesced); the owner is its controller ref."""
+@kopf.on.event("batch", "v1", "jobs", labels={OWNER_UID_LABEL: kopf.PRESENT, OWNER_KIND_LABEL: kopf.PRESENT})
+def on_job(event: Any, body: Any, type: str | None, **_: Any) -> None:
+    """A child Job changed: into the cache; when it settled, a pass on its owner (coalesced, the
+    owner is its controller ref), which then reads this very version from the cache."""
+    if isinstance(event.get("object"), dict):
+        CACHE.event("Job", type, event["object"])
+    if not _job_settled(body, type):
+        return
     meta = body.get("metadata", {})
     namespace = meta.get("namespace")
     owner = next((r for r in meta.get("ownerReferences") or [] if r.get("controller")), None)

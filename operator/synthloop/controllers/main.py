@@ -32,6 +32,9 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        # kopf logs each handler's success at INFO: the cache's, on every watch event, would drown the rest.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     load_config()  # fail fast on a bad setting, before any watch starts
     # Importing the per-kind modules registers their handlers.
     import synthloop.controllers.align

@@ -345,12 +345,8 @@ class _Pass:
         cycle = find_cycle(self.kind, self.name, self.body.get("spec") or {}, lookup)
         if cycle:
             raise self.fail(R.REF_CYCLE, "reference cycle: " + " -> ".join(cycle))
-        if not self.cluster.secret_exists(self.namespace, self.config.s3_secret):
-            raise self.fail(
-                R.SECRET_MISSING,
-                f"Secret {self.config.s3_secret} (keys accessKey, secretKey) does not exist in namespace "
-                f"{self.namespace}; worker pods read the MinIO credentials from it",
-            )
+        if self.old.get("observedGeneration") != self.generation:
+            self._require_secret()  # on the first pass of a spec, before it waits for anything
         inputs = self._resolve_inputs(spec, lookup)
         plans = training_stages(self.kind, spec, prefix=self.prefix,
                                 inputs={r: v.uri for r, v in inputs.items()} | self._extra_roles(inputs))
@@ -626,8 +622,19 @@ class _Pass:
             return _Stop(Outcome("running", message))
         return self.fail(R.INVALID_INPUT if invalid else R.JOB_FAILED, f"stage {plan.stage}: {reason}")
 
+    def _require_secret(self) -> None:
+        """The MinIO Secret the worker pods read. Checked on a spec's first pass and before each
+        Job, not on every pass: a waiting object's passes then cost no API request."""
+        if not self.cluster.secret_exists(self.namespace, self.config.s3_secret):
+            raise self.fail(
+                R.SECRET_MISSING,
+                f"Secret {self.config.s3_secret} (keys accessKey, secretKey) does not exist in namespace "
+                f"{self.namespace}; worker pods read the MinIO credentials from it",
+            )
+
     def _create(self, plan: StagePlan, name: str, spec: Any, profile: HardwareProfile,
                 resume_from: str | None = None) -> None:
+        self._require_secret()  # again, now that pods will read it
         image = spec.resources.image or self.config.image_for(self.kind)
         platform = Platform(image=image, s3_endpoint=self.config.s3_endpoint, s3_secret=self.config.s3_secret,
                             s3_secure=self.config.s3_secure, image_pull_policy=self.config.image_pull_policy)
