@@ -246,6 +246,7 @@ def test_a_killed_rank_fails_the_attempt_and_the_next_resumes_from_the_checkpoin
     assert any(c["type"] == "Failed" and c["status"] == "True" for c in first["status"]["conditions"])
     resumed = body["status"]["counts"]["resumed_from_step"]
     assert resumed >= EVERY and resumed % EVERY == 0, body["status"]["counts"]  # not from 0
+    assert (body["status"]["stageAttempt"], body["status"]["resumedFromStep"]) == (2, resumed)
     cfg = json.loads(next(e["value"] for e in next(
         j for j in op.jobs(lc, namespace) if j["metadata"]["name"] == "gang-pretrain-attempt-2"
     )["spec"]["template"]["spec"]["containers"][0]["env"] if e["name"] == "SYNTHLOOP_WORKER_CONFIG"))
