@@ -216,8 +216,10 @@ class Run:
         self.outputs.extend(ArtifactRef.of(i, role=role) for i in infos)
 
     def upload_model(self, local_dir: Path, *, name: str = "model", role: str = "model") -> str:
+        """Upload a model directory; rank 0's job (the ranks hold the same weights after DDP)."""
         uri = self.uri(name) + "/"
-        self.add_outputs(self.store.upload_dir(local_dir, uri), role=role)
+        if self.env.is_main:
+            self.add_outputs(self.store.upload_dir(local_dir, uri), role=role)
         return uri
 
     def progress(self, *, done: int, total: int, **extra: Any) -> None:
