@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import copy
 import subprocess
 import sys
 import typing
@@ -79,8 +80,8 @@ def undefined_settings(source: str, typed: dict[str, type[BaseModel]]) -> list[s
 def test_workers_read_only_settings_the_api_defines(module: str) -> None:
     source = (WORKERS / module).read_text()
     assert undefined_settings(source, TYPED_NAMES[module]) == []
-    for copy in ("align", "evaluate", "reward", "pretrain", "training"):
-        assert f"synthloop.workers.{copy}.params" not in source, "params models come from synthloop.api.worker"
+    for name in ("align", "evaluate", "reward", "pretrain", "training"):
+        assert f"synthloop.workers.{name}.params" not in source, "params models come from synthloop.api.worker"
 
 
 def test_the_checker_catches_a_setting_the_api_does_not_define() -> None:
@@ -154,3 +155,69 @@ def test_api_catalog_and_checks_do_not_import_torch() -> None:
             "synthloop.controllers.admission; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+#: SynthRound fields that are not synth worker params: inputs (resolved into config.inputs),
+#: placement and pod settings (the Job), and what only the operator's first pass reads.
+SYNTH_OPERATOR_ONLY = {
+    "resources", "backoffLimit", "keepArtifacts", "podTemplate", "rewardModel", "generator.model",
+    "prompts.documents", "generator.apiKeySecret", "generator.parametersBillions",
+}
+
+
+def _leaves(node: Any, path: str = "") -> list[str]:
+    if isinstance(node, dict) and node:
+        return [p for k, v in node.items() for p in _leaves(v, f"{path}.{k}" if path else k)]
+    return [path]
+
+
+def _perturb(doc: dict[str, Any], path: str) -> None:
+    *parents, last = path.split(".")
+    node = doc
+    for p in parents:
+        node = node[p]
+    value = node[last]
+    if isinstance(value, bool):
+        node[last] = not value
+    elif isinstance(value, int | float):
+        node[last] = value + 1 if isinstance(value, int) else value / 2
+    elif isinstance(value, list):
+        node[last] = [*value, "extra"]
+    elif path == "preference.judge":
+        node[last] = "verifier"
+    elif path == "generator.backend":
+        node[last] = "transformers"
+        node.pop("quantization", None)
+    elif path == "generator.quantization":
+        del node[last]
+    else:
+        node[last] = str(value) + "x"
+
+
+def test_every_synthround_setting_reaches_the_synth_worker() -> None:
+    """The synth worker still has its own params shape: every spec field must be mapped into it."""
+    from synthloop.api.v1alpha1.synth import SynthRoundSpec
+    from synthloop.builders.synthparams import synth_params
+
+    spec = SynthRoundSpec.model_validate({
+        "generator": {"model": {"uri": "s3://b/m/"}, "backend": "vllm", "tensorParallel": 4, "maxTokens": 100,
+                      "temperature": 0.5, "topP": 0.8, "batchSize": 8, "quantization": "fp8"},
+        "prompts": {f: 3 for f in ("openQA", "writing", "closedQA", "math", "python", "instructionFollowing",
+                                   "twoTurn")} | {"topics": ["a"], "keywords": ["b"]},
+        "dialogues": {"count": 2, "turns": 2, "personas": ["p"]},
+        "preference": {"responsesPerPrompt": 3, "includeReference": True, "judge": "verifierThenReward"},
+        "rewardModel": {"uri": "s3://b/rm/"},
+        "rewardFilter": {"threshold": 1.0, "weights": {"helpfulness": 1.0}},
+        "dedup": {"exact": True, "nearThreshold": 0.8}, "shards": 2, "seed": 3,
+    })
+    wire = spec.wire()
+    base = synth_params(spec)
+    missing = []
+    for path in _leaves(wire):
+        if any(path == o or path.startswith(o + ".") for o in SYNTH_OPERATOR_ONLY):
+            continue
+        doc = copy.deepcopy(wire)
+        _perturb(doc, path)
+        if synth_params(SynthRoundSpec.model_validate(doc)) == base:
+            missing.append(path)
+    assert missing == []

@@ -59,6 +59,7 @@ def synth_params(spec: SynthRoundSpec) -> dict[str, Any]:
         "preference": {
             "responsesPerPrompt": spec.preference.responses_per_prompt,
             "includeReference": spec.preference.include_reference,
+            "judge": spec.preference.judge,
         },
         "rewardModel": reward,
         "dedup": {"exact": spec.dedup.exact, "nearThreshold": spec.dedup.near_threshold},
