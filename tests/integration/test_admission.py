@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from tests.conftest import LocalCluster
 
 pytestmark = pytest.mark.integration

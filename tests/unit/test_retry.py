@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.unit.test_reconcile_pass import NS, SYNTH, env, worker_config, write_run  # noqa: F401 - env is a fixture
 
 from synthloop.artifacts.uris import join
 from synthloop.controllers import reasons as R
 from synthloop.controllers.reconcile import RETRY_ANNOTATION
+from tests.unit.test_reconcile_pass import NS, SYNTH, env, worker_config, write_run  # noqa: F401 - env is a fixture
 
 pytestmark = pytest.mark.unit
 
