@@ -10,12 +10,12 @@ import copy
 from typing import Any
 
 import pytest
-from tests.unit.test_reconcile_pass import NS, SYNTH, env  # noqa: F401 - env is a fixture
 
 from synthloop.api.v1alpha1.common import Resources
 from synthloop.builders.jobs import KUEUE_PRIORITY_LABEL, KUEUE_QUEUE_LABEL
 from synthloop.controllers import kueue
 from synthloop.controllers import reasons as R
+from tests.unit.test_reconcile_pass import NS, SYNTH, env  # noqa: F401 - env is a fixture
 
 pytestmark = pytest.mark.unit
 
