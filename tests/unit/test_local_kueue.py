@@ -107,7 +107,10 @@ def test_queue_objects_match_the_dgx_labels_and_the_quota_flag() -> None:
                                     "node.kubernetes.io/instance-type": "dgx-h100"}
     assert flavor["nodeTaints"] == [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]
     (group,) = objs["ClusterQueue"]["spec"]["resourceGroups"]
-    assert group["flavors"] == [{"name": "dgx-h100", "resources": [{"name": "nvidia.com/gpu", "nominalQuota": "16"}]}]
+    assert group["coveredResources"] == ["nvidia.com/gpu", "cpu", "memory"]
+    assert group["flavors"] == [{"name": "dgx-h100", "resources": [
+        {"name": "nvidia.com/gpu", "nominalQuota": "16"}, {"name": "cpu", "nominalQuota": "448"},
+        {"name": "memory", "nominalQuota": "4096Gi"}]}]
     assert objs["LocalQueue"]["metadata"] == {"name": "dgx", "namespace": "demo"}
     assert objs["LocalQueue"]["spec"] == {"clusterQueue": "dgx"}
     assert kueue.object_path(objs["LocalQueue"]) == "/apis/kueue.x-k8s.io/v1beta2/namespaces/demo/localqueues/dgx"

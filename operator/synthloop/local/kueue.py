@@ -52,6 +52,8 @@ WEBHOOK_NAMES = ("kueue-mutating-webhook-configuration", "kueue-validating-webho
 METRICS_CERT_DIR = Path("/etc/kueue/metrics/certs")
 # The flavor selects DGX H100 nodes by the labels GPU Feature Discovery puts on them.
 FLAVOR_LABELS = ("nvidia.com/gpu.product", "node.kubernetes.io/instance-type")
+# A DGX H100 node: 8 GPUs, 224 vCPUs, 2 TiB; the cpu/memory quota is that per 8 GPUs of quota.
+GPUS_PER_NODE, CPU_PER_NODE, MEMORY_GI_PER_NODE = 8, 224, 2048
 
 Progress = Callable[[str], None]
 
@@ -165,6 +167,7 @@ def manager_config(options: ClusterOptions, *, cert_dir: Path) -> dict[str, Any]
 def queue_objects(options: ClusterOptions) -> list[dict[str, Any]]:
     """ResourceFlavor ``dgx-h100``, ClusterQueue ``dgx`` (GPU quota) and LocalQueue ``dgx``."""
     labels = {k: options.gpu_labels.get(k, DGX_H100_LABELS[k]) for k in FLAVOR_LABELS}
+    nodes = max(1, -(-options.kueue_gpu_quota // GPUS_PER_NODE))  # DGX nodes' worth, rounded up
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": options.kueue_namespace}},
         {
@@ -178,10 +181,14 @@ def queue_objects(options: ClusterOptions) -> list[dict[str, Any]]:
             "spec": {
                 "namespaceSelector": {},
                 "queueingStrategy": "BestEffortFIFO",
+                # cpu and memory too: the DGX profile's pods request them (Guaranteed QoS), and
+                # Kueue does not admit a request for a resource its ClusterQueue does not cover
                 "resourceGroups": [{
-                    "coveredResources": [GPU_RESOURCE],
+                    "coveredResources": [GPU_RESOURCE, "cpu", "memory"],
                     "flavors": [{"name": FLAVOR, "resources": [
                         {"name": GPU_RESOURCE, "nominalQuota": str(options.kueue_gpu_quota)},
+                        {"name": "cpu", "nominalQuota": str(CPU_PER_NODE * nodes)},
+                        {"name": "memory", "nominalQuota": f"{MEMORY_GI_PER_NODE * nodes}Gi"},
                     ]}],
                 }],
                 "preemption": {"withinClusterQueue": "LowerPriority"},
