@@ -1,10 +1,11 @@
 """Run `synthloop operator` with its API requests and reconcile passes counted (for bench/scale.py).
 
-``python bench/opcount.py OUT.json -- <operator args>``: the kubernetes client's requests (the
-reconciler's reads and writes), aiohttp's (kopf's watches and its own patches) and the calls of
-``Reconciler.reconcile`` are counted and written to OUT.json every second. Works on any
-revision of the operator (it patches only names every revision has), so the same counter
-measures today's code and a baseline.
+``python bench/opcount.py [--image] OUT.json -- <operator args>``: the reconciler's requests
+(through the project's urllib3 client, or the kubernetes client of older revisions), aiohttp's
+(kopf's watches and its own patches) and the calls of ``Reconciler.reconcile`` are counted and
+written to OUT.json every second, so the same counter measures today's code and a baseline.
+``--image`` hides the packages the operator image does not install (the dev extra's
+``kubernetes``, which kopf would otherwise import), to measure memory as deployed.
 """
 
 from __future__ import annotations
@@ -28,15 +29,29 @@ def _inc(key: str) -> None:
 
 def install() -> None:
     import aiohttp
-    from kubernetes.client import rest
 
-    sync_request = rest.RESTClientObject.request
+    try:  # this code: the project's own urllib3 client
+        from synthloop.local.kube import KubeClient
 
-    def request(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        _inc(f"reconciler {method}")
-        return sync_request(self, method, url, *args, **kwargs)
+        own = KubeClient.request
 
-    rest.RESTClientObject.request = request  # type: ignore[method-assign]
+        def request(self: Any, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+            _inc(f"reconciler {method}")
+            return own(self, method, path, *args, **kwargs)
+
+        KubeClient.request = request  # type: ignore[method-assign]
+    except ImportError:
+        pass
+    if "kubernetes" not in sys.modules or sys.modules["kubernetes"] is not None:  # a baseline's client
+        from kubernetes.client import rest
+
+        sync_request = rest.RESTClientObject.request
+
+        def rest_request(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            _inc(f"reconciler {method}")
+            return sync_request(self, method, url, *args, **kwargs)
+
+        rest.RESTClientObject.request = rest_request  # type: ignore[method-assign]
     kopf_request = aiohttp.ClientSession._request
 
     async def kopf(self: Any, method: str, url: Any, *args: Any, **kwargs: Any) -> Any:
@@ -69,8 +84,14 @@ def dump(path: str) -> None:
 
 
 def main() -> int:
-    out, sep, *rest = sys.argv[1:]
-    assert sep == "--", "usage: opcount.py OUT.json -- <operator args>"
+    args = sys.argv[1:]
+    if args[0] == "--image":
+        # As the operator image runs it: without the dev extra's packages (kubernetes).
+        args = args[1:]
+        sys.modules["kubernetes"] = None  # type: ignore[assignment]
+        sys.modules["kubernetes_asyncio"] = None  # type: ignore[assignment]
+    out, sep, *rest = args
+    assert sep == "--", "usage: opcount.py [--image] OUT.json -- <operator args>"
     install()
     threading.Thread(target=dump, args=(out,), daemon=True).start()
     from synthloop.cli import main as cli

@@ -168,7 +168,7 @@ def steady(args: argparse.Namespace, state: Any, kube: KubeClient, env: dict[str
                        capture_output=True)
         codes.append(("baseline", wt))
     codes.append(("current", ROOT))
-    out: dict[str, Any] = {"rounds": args.rounds, "window_seconds": args.window, "baseline": args.baseline}
+    out: dict[str, Any] = {"rounds": args.rounds, "window_seconds": args.window, "baseline_revision": args.baseline}
     try:
         for label, code in codes:
             ns = f"bench-steady-{label}-{probe}"
@@ -187,8 +187,10 @@ def steady(args: argparse.Namespace, state: Any, kube: KubeClient, env: dict[str
             op_env = {**env, "PYTHONPATH": str(code / "operator"), "SYNTHLOOP_RESYNC_SECONDS": "30",
                       "KUBECONFIG": str(scoped_kubeconfig(kube, env, ns, tmp))}
             with (tmp / f"{label}-operator.log").open("w") as log:
-                op = subprocess.Popen([sys.executable, str(ROOT / "bench" / "opcount.py"), str(count_file), "--",
-                                       "--liveness-port", "0", "-n", ns], env=op_env, stdout=log,
+                # Each as its own image installs it: today's without the kubernetes package.
+                image = ["--image"] if label == "current" else []
+                op = subprocess.Popen([sys.executable, str(ROOT / "bench" / "opcount.py"), *image, str(count_file),
+                                       "--", "--liveness-port", "0", "-n", ns], env=op_env, stdout=log,
                                       stderr=subprocess.STDOUT)
             try:
                 t0 = time.monotonic()

@@ -108,3 +108,19 @@ def test_a_producer_wakes_only_the_objects_that_wait_on_it(tmp_path: Path) -> No
     assert "a1" in api.passes  # its consumer was woken ...
     assert not [p for p in api.passes if p.startswith("idle-")]  # ... and nothing else of the namespace
     assert api.status("AlignJob", "a1")["phase"] == "Running"
+
+
+def test_the_resync_leaves_local_waits_to_their_producer() -> None:
+    from synthloop.controllers.handlers import woken_by_dependency
+
+    def waiting(spec: dict[str, Any], reason: str) -> dict[str, Any]:
+        return {"spec": spec, "status": {"phase": "WaitingForInputs",
+                                         "conditions": [{"type": "InputsReady", "status": "False", "reason": reason}]}}
+
+    local = {"generator": {"model": {"promoted": "interm-1"}}, "rewardModel": {"fromRef": {"kind": "RewardTrain",
+                                                                                          "name": "rm"}}}
+    assert woken_by_dependency(waiting(local, "WaitingForPromotion"))
+    assert not woken_by_dependency(waiting({"generator": {"model": {"promoted": "team-a/interm-1"}}},
+                                           "WaitingForPromotion"))  # another namespace: polled
+    assert not woken_by_dependency(waiting({"data": {"uri": "s3://b/x/"}}, "WaitingForArtifact"))
+    assert not woken_by_dependency({"spec": local, "status": {"phase": "Running"}})
