@@ -97,3 +97,11 @@ def test_arithmetic_format_scores_the_instruction_not_the_value() -> None:
     assert all(i.answer is None for i in items)
     assert gen.verify(items[0], "I think so.\nAnswer: 123456789")
     assert not gen.verify(items[0], "The answer is 5.")
+
+
+def test_tasks_posing_the_same_prompts_generate_once() -> None:
+    backend = Scripted(lambda q: "Answer: 1")
+    memo = gen.Memo(backend)
+    a = gen.evaluate(memo, gen.builtin_task("arithmetic", n=5, seed=0), k_shot=1, seed=0, max_tokens=8)
+    b = gen.evaluate(memo, gen.builtin_task("arithmetic_format", n=5, seed=0), k_shot=1, seed=0, max_tokens=8)
+    assert len(backend.seen) == 5 and a.responses == b.responses and b.accuracy == 1.0

@@ -168,6 +168,7 @@ def _generative(io: Run, store: Any, suite: EvalSuite, params: EvalParams,
     backend_name = "vllm" if torch.cuda.is_available() and find_spec("vllm") else "transformers"
     backend = make_backend(GeneratorParams(backend=backend_name, batch_size=params.batch_size),
                            model=str(model_dir))
+    memo = generative.Memo(backend)
     metrics: dict[str, float] = {}
     counts: dict[str, int] = {}
     try:
@@ -175,7 +176,7 @@ def _generative(io: Run, store: Any, suite: EvalSuite, params: EvalParams,
             name = _task_name(task)
             items = (generative.parse_task(_read(io, store, task), name=name) if "://" in task
                      else generative.builtin_task(task, n=suite.limit or 64, seed=params.seed))
-            res = generative.evaluate(backend, items, k_shot=suite.k_shot, seed=params.seed,
+            res = generative.evaluate(memo, items, k_shot=suite.k_shot, seed=params.seed,
                                       max_tokens=params.max_new_tokens, limit=suite.limit)
             metrics[f"gen.{name}.acc"], metrics[f"gen.{name}.acc_stderr"] = res.accuracy, res.stderr
             counts[f"gen.{name}.acc"] = counts[f"gen.{name}.acc_stderr"] = res.n

@@ -161,6 +161,24 @@ def few_shot_prompt(items: Sequence[GenItem], index: int, k: int, *, seed: int) 
     return [m for j in shots for m in items[j].shot()] + list(items[index].messages)
 
 
+class Memo:
+    """Greedy completions by prompt: tasks that pose the same prompts (``arithmetic`` and
+    ``arithmetic_format``) generate once."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self.seen: dict[tuple[str, int], Any] = {}
+
+    def generate(self, conversations: Sequence[Sequence[Message]], *, sampling: Any) -> list[Any]:
+        keys = [(json.dumps(list(c), sort_keys=True), sampling.max_tokens) for c in conversations]
+        todo = [i for i, k in enumerate(keys) if k not in self.seen]
+        if todo:
+            fresh = self.backend.generate([conversations[i] for i in todo], sampling=sampling)
+            for i, out in zip(todo, fresh, strict=True):
+                self.seen[keys[i]] = out
+        return [self.seen[k] for k in keys]
+
+
 def evaluate(backend: Any, items: Sequence[GenItem], *, k_shot: int, seed: int, max_tokens: int,
              limit: int | None = None) -> GenResult:
     """Greedy generation for the first ``limit`` items (shots from the whole task), then verify."""
