@@ -3,13 +3,19 @@
 Kueue is added to the shared cluster once (idempotent; it only manages Jobs carrying a
 queue-name label, so the other tests see no difference). Each test gets its own ClusterQueue
 of 8 GPUs (one DGX node's worth) that only its namespace may use, and a LocalQueue ``dgx``.
-The runs are tiny PretrainJobs on the process-backed DGX node, so their pods really run.
+The runs are tiny PretrainJobs on a DGX process node of the module's own (``local-dgx-7``, a
+second node agent), so their pods really run and no other test's pods take its GPUs.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
 import statistics
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,6 +33,7 @@ pytestmark = pytest.mark.local_only  # starts Kueue as a process of the embedded
 GPUS = 8
 QUEUE = "dgx"
 PROBE = "synthloop.dev/probe"
+PRIVATE_DGX = "local-dgx-7"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
 
@@ -72,9 +79,46 @@ def queue(local_cluster: LocalCluster, namespace: str, kueue_running: None) -> I
         kube.delete(local_kueue.object_path(cq))
 
 
+@pytest.fixture(scope="module")
+def private_dgx(local_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A DGX process node of this module's own (its own node agent): no other test's pods hold its
+    8 GPUs, so which run holds them is decided by Kueue and these tests alone."""
+    from synthloop.local.paths import LocalPaths
+
+    def ready() -> bool:
+        node = local_cluster.kube.get_or_none(f"/api/v1/nodes/{PRIVATE_DGX}") or {}
+        return any(c["type"] == "Ready" and c["status"] == "True"
+                   for c in (node.get("status") or {}).get("conditions") or [])
+
+    workdir = tmp_path_factory.mktemp("agent")
+    cfg = json.loads((LocalPaths.default().local_dir / "node-agent.json").read_text())
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    cfg.update({"dgx_nodes": 1, "cpu_nodes": 0, "first_dgx": int(PRIVATE_DGX.rsplit("-", 1)[1]),
+                "kubelet_port": port})
+    (workdir / "agent.json").write_text(json.dumps(cfg))
+    with (workdir / "agent.log").open("wb") as out:
+        agent = subprocess.Popen([sys.executable, "-m", "synthloop.local.nodeagent", "--config",
+                                  str(workdir / "agent.json")], stdout=out, stderr=subprocess.STDOUT,
+                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        wait_for(lambda: ready() or agent.poll() is not None, timeout=60, what=f"node {PRIVATE_DGX} Ready")
+        assert agent.poll() is None, (workdir / "agent.log").read_text()[-3000:]
+        yield PRIVATE_DGX
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        try:
+            agent.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait()
+        local_cluster.kubectl("delete", "node", PRIVATE_DGX, "--wait=false", check=False)
+
+
 @pytest.fixture
 def operator(local_cluster: LocalCluster, namespace: str, tmp_path: Path, s3_env: dict[str, str],
-             queue: str) -> Iterator[Operator]:
+             queue: str, private_dgx: str) -> Iterator[Operator]:
     from tests.integration.test_operator import PLURALS, ROOT
 
     lc = local_cluster
@@ -84,6 +128,7 @@ def operator(local_cluster: LocalCluster, namespace: str, tmp_path: Path, s3_env
         "stringData": {"accessKey": lc.access_key, "secretKey": lc.secret_key},
     })
     op = Operator(lc, namespace, tmp_path)
+    op.profiles["dgx-h100"]["nodeSelector"]["kubernetes.io/hostname"] = private_dgx
     yield op
     if op.proc is not None:
         for plural in PLURALS.values():
@@ -295,3 +340,66 @@ def test_hand_off_from_one_gang_to_the_next_with_and_without_kueue(
     print(f"\nhand-off, first gang's pod Succeeded -> next gang's pod Running (median of 3): "
           f"Kueue {med['kueue']:.2f}s {timings['kueue']}, without Kueue {med['scheduler']:.2f}s "
           f"{timings['scheduler']}")
+
+
+# -- preemption ----------------------------------------------------------------------------------
+
+def _priority(name: str, value: int) -> dict[str, Any]:
+    return {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "WorkloadPriorityClass",
+            "metadata": {"name": name}, "value": value,
+            "description": "test_kueue: preemption within one ClusterQueue"}
+
+
+@pytest.fixture
+def priorities(local_cluster: LocalCluster, kueue_running: None) -> Iterator[tuple[str, str]]:
+    tag = uuid.uuid4().hex[:6]
+    low, high = _priority(f"low-{tag}", 10), _priority(f"high-{tag}", 1000)
+    for pc in (low, high):
+        local_kueue.apply(local_cluster.kube, pc)
+    try:
+        yield low["metadata"]["name"], high["metadata"]["name"]
+    finally:
+        for pc in (low, high):
+            local_cluster.kube.delete(local_kueue.object_path(pc))
+
+
+def test_a_high_priority_run_preempts_a_low_one_which_resumes_from_its_checkpoint(
+    local_cluster: LocalCluster, namespace: str, operator: Operator, queue: str,
+    priorities: tuple[str, str], s3_env: dict[str, str],
+) -> None:
+    from synthloop.artifacts.store import open_store
+
+    lc = local_cluster
+    ctx = {"lc": lc, "op": operator, "namespace": namespace}
+    low_class, high_class = priorities
+    low = pretrain("low", queue=queue, priorityClass=low_class)
+    low["spec"]["phases"][0]["steps"] = 48
+    low["spec"]["checkpoint"] = {"everySteps": 6}
+    apply(lc, namespace, low)
+    operator.start()
+    uid = waited(lambda: (get_cr(lc, namespace, "PretrainJob", "low").get("status") or {}).get("runId"),
+                 timeout=60, what="the run id", **ctx)
+    store = open_store()
+    ckpt = f"s3://{lc.bucket}/{namespace}/pretrainjob/low/{uid}/pretrain/checkpoints/step-6/manifest.json"
+    waited(lambda: store.exists(ckpt), timeout=420, what="low's checkpoint at step 6", **ctx)
+
+    apply(lc, namespace, pretrain("high", queue=queue, priorityClass=high_class))
+
+    def preempted() -> dict[str, Any] | None:
+        body = get_cr(lc, namespace, "PretrainJob", "low")
+        return body if "evicted (Preempted" in condition(body, "Running").get("message", "") else None
+
+    body = waited(preempted, timeout=120, what="low preempted by high", **ctx)
+    running = condition(body, "Running")
+    assert running["status"] == "False" and running["reason"] == "JobSuspended"
+    assert body["status"]["phase"] == "Pending" and condition(body, "Failed")["status"] == "False"
+
+    wait_phase(lc, operator, namespace, "PretrainJob", "high", {"Succeeded"}, timeout=420)
+    done = wait_phase(lc, operator, namespace, "PretrainJob", "low", {"Succeeded"}, timeout=420)
+    assert condition(done, "Failed")["status"] == "False"
+    resumed = done["status"]["counts"]["resumed_from_step"]
+    assert resumed >= 6 and resumed % 6 == 0, done["status"]["counts"]  # from its checkpoint, not step 0
+    held = job(lc, namespace, "low-pretrain")
+    assert held is not None and not any(c["type"] == "Failed" and c["status"] == "True"
+                                        for c in (held.get("status") or {}).get("conditions") or [])
+    print(f"\nlow preempted after its checkpoint at step 6, re-admitted after high: resumed from step {resumed}")
