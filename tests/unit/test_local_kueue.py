@@ -183,3 +183,5 @@ def test_the_cli_has_kueue_up_and_down_and_up_kueue() -> None:
     args = parser.parse_args(["local", "kueue", "up", "--gpu-quota", "24", "--namespace", "ns"])
     assert args.kueue_gpu_quota == 24 and args.kueue_namespace == "ns"
     assert parser.parse_args(["local", "kueue", "down"]).func.__name__ == "cmd_kueue_down"
+    kept = parser.parse_args(["local", "kueue", "up"])  # no flag: the running cluster's quota stays
+    assert kept.kueue_gpu_quota is None and kept.kueue_namespace is None

@@ -81,11 +81,16 @@ def register(subparsers: Any) -> None:
 
 
 def _kueue_args(parser: argparse.ArgumentParser, defaults: ClusterOptions, *, prefix: str) -> None:
+    """``up --kueue-*`` default to ClusterOptions; ``kueue up`` keeps the running cluster's values."""
+    keep = not prefix
     parser.add_argument(f"--{prefix}gpu-quota", dest="kueue_gpu_quota", type=int,
-                        default=defaults.kueue_gpu_quota,
-                        help=f"nvidia.com/gpu nominal quota of ClusterQueue dgx (default {defaults.kueue_gpu_quota})")
-    parser.add_argument(f"--{prefix}namespace", dest="kueue_namespace", default=defaults.kueue_namespace,
-                        help=f"namespace of LocalQueue dgx (default {defaults.kueue_namespace})")
+                        default=None if keep else defaults.kueue_gpu_quota,
+                        help="nvidia.com/gpu nominal quota of ClusterQueue dgx "
+                             f"(default {'unchanged, first ' if keep else ''}{defaults.kueue_gpu_quota})")
+    parser.add_argument(f"--{prefix}namespace", dest="kueue_namespace",
+                        default=None if keep else defaults.kueue_namespace,
+                        help=f"namespace of LocalQueue dgx (default {'unchanged, first ' if keep else ''}"
+                             f"{defaults.kueue_namespace})")
 
 
 def _err(msg: str) -> int:
