@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration import test_operator as op
 
 from synthloop.artifacts.manifest import verify_manifest
 from synthloop.artifacts.store import open_store
 from synthloop.local.options import NODE_KIND_LABEL
 from synthloop.local.testing import LocalCluster, wait_for
 from synthloop.workers.errors import EXIT_INVALID_INPUT
+from tests.integration import test_operator as op
 
 operator = op.operator  # the fixture: `synthloop operator` for the test's namespace
 SECOND_DGX = "local-dgx-1"

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.unit.test_reconcile_pass import NS, ApiServer, DirBackend, worker_config
 
 from synthloop.artifacts.store import ArtifactStore
 from synthloop.artifacts.uris import join
@@ -18,6 +17,7 @@ from synthloop.controllers.config import OperatorConfig
 from synthloop.controllers.reconcile import Reconciler
 from synthloop.workers.errors import EXIT_INVALID_INPUT
 from synthloop.workers.training.checkpoint import Checkpoints
+from tests.unit.test_reconcile_pass import NS, ApiServer, DirBackend, worker_config
 
 pytestmark = pytest.mark.unit
 KLINGON = "phase 'p': unknown blend sources ['klingon']; expected builtin ['code', 'english']"
