@@ -44,6 +44,7 @@ def _versions(env: dict[str, str], namespace: str) -> dict[str, tuple[str, int]]
             for o in json.loads(out)["items"]}
 
 
+@pytest.mark.timeout(3000)  # the loop's own limit (2400 s) decides, not pytest's default
 def test_weak_to_strong_loop(local_cluster: Any, tmp_path: Path) -> None:
     env = local_cluster.env()
     namespace = "e2e-loop"
