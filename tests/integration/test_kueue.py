@@ -402,4 +402,8 @@ def test_a_high_priority_run_preempts_a_low_one_which_resumes_from_its_checkpoin
     held = job(lc, namespace, "low-pretrain")
     assert held is not None and not any(c["type"] == "Failed" and c["status"] == "True"
                                         for c in (held.get("status") or {}).get("conditions") or [])
+    (workload,) = lc.kube.get(f"/apis/kueue.x-k8s.io/v1beta2/namespaces/{namespace}/workloads",
+                              labelSelector=f"kueue.x-k8s.io/job-uid={held['metadata']['uid']}")["items"]
+    evictions = workload["status"]["schedulingStats"]["evictions"]
+    assert any(e["reason"] == "Preempted" and e["count"] >= 1 for e in evictions), evictions
     print(f"\nlow preempted after its checkpoint at step 6, re-admitted after high: resumed from step {resumed}")

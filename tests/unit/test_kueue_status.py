@@ -82,6 +82,16 @@ def test_the_newest_owned_workload_is_read() -> None:
     got = kueue.workload_of(Reader(), job)
     assert got is not None and got["metadata"]["creationTimestamp"] == "2026-12-01T10:00:00Z"
     assert kueue.admission_note(Reader(), job) == "admitted by Kueue to ClusterQueue ?"
+    readmitted = workload("u1", cond("Admitted", "True"), admission=ADMISSION)
+    readmitted["status"]["schedulingStats"] = {"evictions": [
+        {"reason": "Preempted", "underlyingCause": "", "count": 1}]}
+
+    class Again:
+        def list_workloads(self, namespace: str, job_uid: str) -> list[dict[str, Any]]:
+            return [readmitted]
+
+    assert kueue.admission_note(Again(), job) == (
+        "admitted by Kueue to ClusterQueue dgx in flavor dgx-h100 after 1 eviction (Preempted)")
     unqueued = {"metadata": {"name": "x", "namespace": NS, "uid": "u1"}}
     assert kueue.admission_note(Reader(), unqueued) is None
 

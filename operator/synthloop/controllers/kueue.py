@@ -113,4 +113,14 @@ def admission_note(cluster: WorkloadReader, job: Mapping[str, Any]) -> str | Non
     workload = workload_of(cluster, job)
     if workload is None or not _true(workload, "Admitted"):
         return None
-    return f"admitted by Kueue to {_admission(workload)}"
+    return f"admitted by Kueue to {_admission(workload)}" + _evictions(workload)
+
+
+def _evictions(workload: Mapping[str, Any]) -> str:
+    """" after 1 eviction (Preempted)": a re-admitted run resumed from its checkpoint."""
+    stats = ((workload.get("status") or {}).get("schedulingStats") or {}).get("evictions") or []
+    total = sum(int(e.get("count") or 0) for e in stats)
+    if not total:
+        return ""
+    reasons = ", ".join(sorted({str(e.get("reason")) for e in stats if e.get("reason")}))
+    return f" after {total} eviction{'s' if total > 1 else ''}" + (f" ({reasons})" if reasons else "")
