@@ -9,7 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import LocalCluster
+from synthloop.artifacts.store import open_store
+from synthloop.artifacts.uris import run_prefix
+from tests.conftest import LocalCluster, wait_for
+from tests.integration import test_operator as op
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,3 +84,34 @@ def test_kubectl_explain_describes_the_fields(crds: LocalCluster) -> None:
     assert "RPO iterations" in out
     out = crds.kubectl("explain", "pretrainjobs.spec.parallelism.pipeline").stdout
     assert "no pipeline stages" in out
+
+
+operator = op.operator  # the fixture: `synthloop operator` for the test's namespace
+base = op.base
+
+
+def test_a_failed_run_is_retried_by_annotation_keeping_its_artifacts(
+    local_cluster: LocalCluster, namespace: str, operator: op.Operator, base: dict[str, str]
+) -> None:
+    lc = local_cluster
+    store = open_store()
+    data = f"s3://{lc.bucket}/{namespace}/inputs/broken/"
+    store.put_bytes(data + "sft.jsonl", b"not json\n" * 4)
+    op.apply(lc, namespace, op.cr("AlignJob", "a", {"baseModel": {"uri": base["model"]}, "data": {"uri": data},
+                                                    "stages": [{"type": "sft"}], "backoffLimit": 0,
+                                                    "resources": {"gpusPerNode": 1}}))
+    operator.start()
+    body = op.wait_phase(lc, operator, namespace, "AlignJob", "a", {"Failed"}, timeout=420)
+    uid = body["metadata"]["uid"]
+    (failed_job,) = op.jobs(lc, namespace)
+    # the data is fixed where the run reads it; the spec cannot change (the run started), a retry can
+    store.put_bytes(data + "sft.jsonl", store.get_bytes(base["data"] + "sft.jsonl"))
+    lc.kubectl("annotate", "alignjob", "a", "-n", namespace, "--overwrite", "synthloop.io/retry=1")
+    wait_for(lambda: (op.get_cr(lc, namespace, "AlignJob", "a").get("status") or {}).get("retry") == "1",
+             timeout=120, what=f"the operator to take the retry\n{operator.logs()}")
+    body = op.wait_phase(lc, operator, namespace, "AlignJob", "a", {"Succeeded"}, timeout=420)
+    assert body["metadata"]["uid"] == uid and body["status"]["retry"] == "1"
+    names = {j["metadata"]["name"] for j in op.jobs(lc, namespace)}
+    assert failed_job["metadata"]["name"] in names and len(names) == 2  # a new attempt beside the failed one
+    prefix = run_prefix(bucket=lc.bucket, namespace=namespace, kind="AlignJob", name="a", uid=uid)
+    assert any(o["name"] == "model" and o["uri"].startswith(prefix) for o in body["status"]["outputs"])
