@@ -47,7 +47,7 @@ lint: venv  ## ruff
 typecheck: venv  ## mypy strict on the operator side
 	$(PYTHON) -m mypy
 
-local-build: venv  ## build (or reuse) the pinned Kubernetes, etcd, KWOK and MinIO binaries
+local-build: venv  ## build (or reuse) the pinned Kubernetes, etcd, KWOK, MinIO and Kueue binaries
 	$(SYNTHLOOP) local build
 
 local-up: local-build  ## start the embedded cluster (etcd, apiserver, controllers, scheduler, MinIO, nodes)
