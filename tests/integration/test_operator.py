@@ -21,13 +21,13 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import LocalCluster, wait_for
 
 from synthloop.api.v1alpha1 import API_VERSION
 from synthloop.artifacts.promotion import read_promotion
 from synthloop.artifacts.store import ArtifactStore, open_store
 from synthloop.local.fleet import create_nodes, delete_nodes, kwok_fleet
 from synthloop.local.options import DGX_H100_LABELS
+from tests.conftest import LocalCluster, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = "synthloop.dev/probe"
