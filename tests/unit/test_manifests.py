@@ -130,6 +130,8 @@ def test_cluster_role_grants_exactly_what_the_operator_does() -> None:
     expected[("events.k8s.io", "events", ())] = {"create", "patch"}
     expected[("apiextensions.k8s.io", "customresourcedefinitions", ())] = {"get", "list", "watch"}
     expected[("", "namespaces", ())] = {"list", "watch"}
+    # Kueue's pending reason and admission go into the CR's Running condition
+    expected[("kueue.x-k8s.io", "workloads", ())] = {"get", "list", "watch"}
     assert rules_table(role["rules"]) == expected
 
 
@@ -149,8 +151,9 @@ def test_no_wildcards_and_secrets_only_by_name(path: str) -> None:
                 assert verbs == {"get"}, f"{where} may only get"
             if resource in ("pods", "pods/exec", "pods/attach", "nodes"):
                 assert not verbs & {"create", "update", "patch", "delete"}, where
-    kueue = [r for role in roles for r in role["rules"] if "kueue.x-k8s.io" in r["apiGroups"]]
-    assert kueue == [], "Jobs only carry the Kueue label; the operator needs no Kueue rights"
+    kueue = rules_table([r for role in roles for r in role["rules"] if "kueue.x-k8s.io" in r["apiGroups"]])
+    assert kueue == {("kueue.x-k8s.io", "workloads", ()): {"get", "list", "watch"}}, \
+        "the operator reads Workloads and nothing more of Kueue"
 
 
 def test_bindings_tie_each_role_to_the_operator_service_account() -> None:
