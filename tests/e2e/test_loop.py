@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,11 @@ def _versions(env: dict[str, str], namespace: str) -> dict[str, tuple[str, int]]
 
 
 @pytest.mark.timeout(3000)  # the loop's own limit (2400 s) decides, not pytest's default
-def test_weak_to_strong_loop(local_cluster: Any, tmp_path: Path) -> None:
+def test_weak_to_strong_loop(local_cluster: Any, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     env = local_cluster.env()
-    namespace = "e2e-loop"
+    namespace = f"e2e-loop-{uuid.uuid4().hex[:6]}"  # a run of its own, even on a cluster kept running
+    request.addfinalizer(lambda: subprocess.run(["kubectl", "delete", "namespace", namespace, "--wait=false"],
+                                                env=env, capture_output=True, check=False))
     objects = run_loop(env, namespace=namespace, loop_dir=LOOP, timeout=2400,
                        home=Path(env.get("SYNTHLOOP_HOME", tmp_path)))
     runs = _by_name(objects)
