@@ -407,9 +407,34 @@ def test_operator_pod_passes_restricted_pod_security(kubectl: Kubectl, namespace
         assert proc.returncode != 0 and "allowPrivilegeEscalation" in proc.stderr, proc.stderr
 
 
-def test_production_overlay_is_accepted_by_the_apiserver(kubectl: Kubectl) -> None:
+# The Prometheus Operator's CRD is not among the upstream parts this machine can build, so the
+# ServiceMonitor's kind is registered with an open schema: the apiserver then checks that the
+# overlay's ServiceMonitor is well-formed and namespaced, not its fields.
+SERVICEMONITOR_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+    "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
+             "names": {"plural": "servicemonitors", "singular": "servicemonitor", "kind": "ServiceMonitor"},
+             "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                 "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
+}
+
+
+@pytest.fixture
+def servicemonitor_kind(kubectl: Kubectl) -> Iterator[None]:
+    exists = kubectl.run("get", "crd", "servicemonitors.monitoring.coreos.com", check=False).returncode == 0
+    if not exists:
+        kubectl.run("apply", "-f", "-", stdin=json.dumps(SERVICEMONITOR_CRD))
+        kubectl.run("wait", "--for=condition=Established", "--timeout=60s",
+                    "crd/servicemonitors.monitoring.coreos.com")
+    yield
+    if not exists:
+        kubectl.run("delete", "crd", "servicemonitors.monitoring.coreos.com", "--wait=false", check=False)
+
+
+def test_production_overlay_is_accepted_by_the_apiserver(kubectl: Kubectl, servicemonitor_kind: None) -> None:
     """Every object of the production overlay validates server-side (schemas, CRDs, PDB,
-    PriorityClass), without persisting anything."""
+    PriorityClass, ServiceMonitor), without persisting anything."""
     proc = kubectl.run("apply", "--dry-run=server", "--server-side", "--field-manager=synthloop-test-rbac",
                        "--force-conflicts", "-k", str(ROOT / "manifests" / "overlays" / "production"),
                        check=False)
@@ -417,3 +442,4 @@ def test_production_overlay_is_accepted_by_the_apiserver(kubectl: Kubectl) -> No
     applied = [line for line in proc.stdout.splitlines() if "(server dry run)" in line]
     assert any(line.startswith("deployment.apps/synthloop-operator") for line in applied), proc.stdout
     assert any(line.startswith("priorityclass.scheduling.k8s.io/synthloop-operator") for line in applied)
+    assert any(line.startswith("servicemonitor.monitoring.coreos.com/synthloop-operator") for line in applied)

@@ -239,7 +239,9 @@ def _preflight(options: ClusterOptions, paths: LocalPaths) -> None:
                 f"use it (`synthloop local env`) or stop it first with `synthloop local down`"
             )
         paths.state_file.unlink()  # stale: every recorded process is gone
-    busy = [(name, port) for name, port in options.ports().items() if port_in_use(port)]
+    # Kueue's ports matter only when Kueue starts with the cluster (`kueue up` checks its own later)
+    busy = [(name, port) for name, port in options.ports().items()
+            if (options.kueue or not name.startswith("kueue_")) and port_in_use(port)]
     if busy:
         desc = ", ".join(f"{port} (--{name.replace('_', '-')})" for name, port in busy)
         raise ClusterError(
