@@ -22,7 +22,7 @@ from synthloop.builders.jobs import (
     rendezvous_port,
 )
 from synthloop.builders.names import OWNER_UID_LABEL, child_name, job_name
-from synthloop.builders.profiles import BUILTIN, ProfileError, parse_profiles
+from synthloop.builders.profiles import BUILTIN, HardwareProfile, ProfileError, parse_profiles
 from synthloop.builders.stages import (
     StagePlan,
     align_stages,
@@ -369,6 +369,18 @@ def test_gpu_pods_are_guaranteed_and_the_merge_avoids_gpu_nodes() -> None:
     assert terms == [{"matchExpressions": [{"key": "nvidia.com/gpu.count", "operator": "NotIn", "values": ["8"]}]},
                      {"matchExpressions": [{"key": "nvidia.com/gpu.product", "operator": "NotIn",
                                             "values": ["NVIDIA-H100-80GB-HBM3"]}]}]
+    assert "nodeSelector" not in pod  # any non-GPU node, unless the profile names a CPU pool
+
+
+def test_a_profile_can_name_the_cpu_pool_of_pods_without_gpus() -> None:
+    profile = HardwareProfile.model_validate({"nodeSelector": {"nvidia.com/gpu.count": "8"},
+                                              "noGpu": {"nodeSelector": {"pool": "cpu"}}})
+    sr = SynthRound.model_validate(example("synthround.yaml"))
+    shards, merge = synth_stages(sr.spec, prefix=PREFIX, inputs={})
+    merge_pod = build(merge, kind="SynthRound", resources=sr.spec.resources, profile=profile)
+    assert merge_pod["spec"]["template"]["spec"]["nodeSelector"] == {"pool": "cpu"}
+    shard_pod = build(shards, kind="SynthRound", resources=sr.spec.resources, profile=profile)
+    assert "nodeSelector" not in shard_pod["spec"]["template"]["spec"]  # GPU pods follow the profile
 
 
 def test_pods_run_as_the_worker_uid() -> None:

@@ -286,6 +286,8 @@ def build_job(owner: Owner, platform: Platform, profile: HardwareProfile, req: J
             {"name": "scratch", "emptyDir": {}},
         ],
     }
+    if not req.gpus_per_pod and profile.no_gpu.node_selector:
+        pod_spec["nodeSelector"] = dict(profile.no_gpu.node_selector)
     if pod_security:
         pod_spec["securityContext"] = pod_security
     if req.rendezvous:

@@ -34,10 +34,14 @@ class Rdma(_Model):
 
 
 class NoGpu(_Model):
-    """CPU and memory of a pod that asks for no GPU (the synth merge); it avoids the GPU nodes."""
+    """CPU and memory of a pod that asks for no GPU (the synth merge); it avoids the GPU nodes.
+
+    ``node_selector`` names where such pods go (a CPU pool), when any non-GPU node would not do.
+    """
 
     cpu: str | None = "4"
     memory: str | None = "16Gi"
+    node_selector: dict[str, str] = Field(default_factory=dict)
 
 
 class HardwareProfile(_Model):

@@ -62,6 +62,8 @@ def demo_profiles(*, node: str) -> dict[str, Any]:
                 "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
                 "gpusPerNode": 8,
                 "shmSize": "1Gi",
+                # the synth merge (no GPU) must really run too: on the process-backed CPU node
+                "noGpu": {"nodeSelector": {"kubernetes.io/hostname": "local-cpu-0"}},
                 "env": {"OMP_NUM_THREADS": "2", "TOKENIZERS_PARALLELISM": "false"},
             }
         },
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     print("== embedded cluster (synthloop local)", flush=True)
     status = subprocess.run([sys.executable, "-m", "synthloop.cli", "local", "status"], capture_output=True, check=False)
     if status.returncode != 0:
-        subprocess.run([sys.executable, "-m", "synthloop.cli", "local", "up", "--kwok-nodes", "0"], check=True)
+        subprocess.run([sys.executable, "-m", "synthloop.cli", "local", "up", "--kwok-nodes", "0", "--kwok-cpu-nodes", "0"], check=True)
     env = local_env()
     home = Path(env.get("SYNTHLOOP_HOME", Path.home() / ".synthloop"))
     try:
