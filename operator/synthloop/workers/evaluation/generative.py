@@ -32,6 +32,7 @@ from typing import Any
 from synthloop.verifiers.base import Instruction
 from synthloop.verifiers.math import check_answer
 from synthloop.verifiers.scoring import score
+from synthloop.workers.evaluation.jsonl import parse_jsonl
 
 BUILTIN_TASKS = ("arithmetic", "arithmetic_format")
 ARITHMETIC_KEYWORDS = ("addition", "subtraction", "multiplication", "division")
@@ -126,20 +127,7 @@ def parse_item(row: dict[str, Any], *, where: str) -> GenItem:
 
 
 def parse_task(text: str, *, name: str) -> list[GenItem]:
-    items = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"generative task {name} line {n}: not JSON ({exc})") from None
-            try:
-                items.append(parse_item(row, where=f"generative task {name} line {n}"))
-            except (KeyError, TypeError) as exc:
-                raise ValueError(f"generative task {name} line {n}: {exc}") from None
-    if not items:
-        raise ValueError(f"generative task {name}: no items")
-    return items
+    return parse_jsonl(text, label=f"generative task {name}", parse=lambda row, where: parse_item(row, where=where))
 
 
 def verify(item: GenItem, response: str) -> bool:

@@ -13,13 +13,14 @@ written as lm-eval's ``doc_to_choice`` gives them (no leading space).
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 import torch
+
+from synthloop.workers.evaluation.jsonl import parse_jsonl
 
 BUILTIN_TASKS = ("arithmetic", "colors")
 
@@ -54,17 +55,7 @@ def parse_item(row: dict[str, Any], *, where: str) -> MCItem:
 
 def parse_task(text: str, *, name: str) -> list[MCItem]:
     """Every line must parse: a task file with a bad line is rejected with its line number."""
-    items = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"task {name} line {n}: not JSON ({exc})") from None
-            items.append(parse_item(row, where=f"task {name} line {n}"))
-    if not items:
-        raise ValueError(f"task {name}: no items")
-    return items
+    return parse_jsonl(text, label=f"task {name}", parse=lambda row, where: parse_item(row, where=where))
 
 
 def builtin_task(name: str) -> list[MCItem]:
