@@ -25,11 +25,11 @@ from synth_throughput import prompts
 
 
 def build_model(out: Path, *, layers: int, hidden: int) -> Path:
+    from synthloop.corpus import sample_texts
     from synthloop.models.build import build_model as build
     from synthloop.models.io import save_model
     from synthloop.models.presets import ModelDims
     from synthloop.models.tokenizer import train_tokenizer
-    from synthloop.workers.training.corpus import sample_texts
 
     tokenizer = train_tokenizer(sample_texts(n=2000, seed=0), vocab_size=4096)
     dims = ModelDims(num_layers=layers, hidden_size=hidden, num_attention_heads=hidden // 64,

@@ -25,9 +25,9 @@ import torch
 
 from synthloop.models.build import build_model
 from synthloop.models.presets import ModelDims, get_preset
-from synthloop.workers.training.distributed import DistEnv, deepspeed_available, deepspeed_config
+from synthloop.workers.runtime.distributed import DistEnv, deepspeed_available, deepspeed_config
+from synthloop.workers.runtime.run import Engine, peak_flops
 from synthloop.workers.training.losses import causal_lm_loss
-from synthloop.workers.training.runtime import Engine, peak_flops
 
 
 def matmul_flops(device: torch.device, *, n: int, dtype: torch.dtype, reps: int) -> float:

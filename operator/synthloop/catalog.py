@@ -14,11 +14,11 @@ from pathlib import PurePosixPath
 #: Built-in eval task names per suite type; any other task must be a JSONL file (s3:// or file://).
 #: A suite type missing here is not checked (another helper may add types the catalog learns later).
 EVAL_TASKS: dict[str, tuple[str, ...]] = {
-    "multipleChoice": ("arithmetic", "colors"),  # workers/evaluation/multiple_choice.BUILTIN_TASKS
-    "ifeval": ("synthetic",),  # workers/evaluation/ifeval.synthetic_items
+    "multipleChoice": ("arithmetic", "colors"),  # workers/eval/suites/multiple_choice.BUILTIN_TASKS
+    "ifeval": ("synthetic",),  # workers/eval/suites/ifeval.synthetic_items
     "rewardWinRate": ("arithmetic",),  # prompts from the arithmetic corpus
     "preferenceAccuracy": (),  # only JSONL pair files (or a RewardTrain's preferenceData)
-    "generative": ("arithmetic", "arithmetic_format"),  # workers/evaluation/generative.BUILTIN_TASKS
+    "generative": ("arithmetic", "arithmetic_format"),  # workers/eval/suites/generative.BUILTIN_TASKS
     # lmEval is not listed: its tasks are lm-eval task names (built in or under taskDir)
 }
 #: What a suite runs when ``tasks`` is empty.
@@ -31,7 +31,7 @@ DEFAULT_TASKS: dict[str, tuple[str, ...]] = {
 }
 URI_SCHEMES = ("s3://", "file://")
 
-#: Built-in pretraining corpus sources (workers/training/corpus.SOURCES); any other blend
+#: Built-in pretraining corpus sources (corpus.SOURCES); any other blend
 #: source is read from ``<spec.data>/<source>.jsonl`` (or ``.txt``).
 BLEND_SOURCES: tuple[str, ...] = ("arithmetic", "code", "english", "qa")
 

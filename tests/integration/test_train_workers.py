@@ -18,7 +18,7 @@ from typing import Any
 
 from synthloop.artifacts.manifest import verify_manifest
 from synthloop.artifacts.store import open_store
-from synthloop.workers.training.corpus import preference_rows, rating_rows, sft_rows
+from synthloop.corpus import preference_rows, rating_rows, sft_rows
 
 PRETRAIN: dict[str, Any] = {
     "model": {"preset": "tiny-test", "seqLength": 32},

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
+from synthloop.artifacts.checkpoints import Checkpoints
 from synthloop.artifacts.store import ArtifactStore
 from synthloop.artifacts.uris import join
 from synthloop.controllers import reasons as R
 from synthloop.controllers.config import OperatorConfig
 from synthloop.controllers.reconcile import Reconciler
 from synthloop.workers.errors import EXIT_INVALID_INPUT
-from synthloop.workers.training.checkpoint import Checkpoints
 from tests.unit.test_reconcile_pass import NS, ApiServer, DirBackend, worker_config
 
 pytestmark = pytest.mark.unit

@@ -97,7 +97,7 @@ def test_pretrain_job_schedules_one_pod_per_dgx_node_with_gpus_shm_and_ranks() -
     assert env["NODE_RANK"] == {"fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}
     # torchrun, a rank per GPU, static rendezvous on rank 0's Service name
     assert container["command"] == [
-        "python", "-m", "synthloop.workers.training.launch", "--nnodes=768", "--nproc-per-node=8",
+        "python", "-m", "synthloop.workers.runtime.launch", "--nnodes=768", "--nproc-per-node=8",
         "--max-restarts=0", "--node-rank=$(NODE_RANK)", "--master-addr=$(MASTER_ADDR)",
         "--master-port=$(MASTER_PORT)", "-m", "synthloop.workers.cli", "pretrain"]
 
@@ -284,7 +284,7 @@ def test_world_size_is_left_to_the_launcher() -> None:
     cr, (plan,) = pretrain_768()
     env = env_of(build(plan, kind="PretrainJob", resources=cr.spec.resources))
     assert "WORLD_SIZE" not in env and "RANK" not in env
-    from synthloop.workers.training.distributed import DistEnv
+    from synthloop.workers.runtime.distributed import DistEnv
 
     dist = DistEnv.from_env({k: v for k, v in env.items() if isinstance(v, str)} | {"NODE_RANK": "3"})
     assert (dist.world_size, dist.rank) == (768, 3)
@@ -336,7 +336,7 @@ def test_single_node_training_runs_standalone_torchrun_and_keeps_pod_retries() -
                             inputs={"model": "s3://b/m/", "data": "s3://b/d.jsonl"})
     job = build(plan, kind="RewardTrain", resources=res)
     assert _container(job)["command"] == [
-        "python", "-m", "synthloop.workers.training.launch", "--nnodes=1", "--nproc-per-node=4",
+        "python", "-m", "synthloop.workers.runtime.launch", "--nnodes=1", "--nproc-per-node=4",
         "--max-restarts=0", "--standalone", "-m", "synthloop.workers.cli", "reward-train"]
     assert job["spec"]["backoffLimit"] == 3
     assert len(job["spec"]["podFailurePolicy"]["rules"]) == 2

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from synthloop.api.worker import WorkerConfig
-from synthloop.workers.evaluation import multiple_choice as mc
-from synthloop.workers.training.corpus import COLORS
+from synthloop.corpus import COLORS
+from synthloop.workers.eval.suites import multiple_choice as mc
 
 pytestmark = pytest.mark.unit
 
@@ -73,7 +73,7 @@ def test_few_shot_context_never_includes_the_item_itself() -> None:
 
 def test_ifeval_scoring_strict_and_loose() -> None:
     from synthloop.verifiers.registry import REGISTRY
-    from synthloop.workers.evaluation.ifeval import IFItem, parse_items, score_responses
+    from synthloop.workers.eval.suites.ifeval import IFItem, parse_items, score_responses
 
     lower = REGISTRY["change_case:english_lowercase"].build()
     item = IFItem(prompt="Say hi in lowercase.", instructions=(lower,))
@@ -88,7 +88,7 @@ def test_ifeval_scoring_strict_and_loose() -> None:
 def test_eval_worker_writes_metrics_with_counts(tmp_path: Path, facts_model: Path) -> None:
     from synthloop.artifacts.manifest import verify_manifest
     from synthloop.artifacts.store import open_store
-    from synthloop.workers.evaluate.worker import run
+    from synthloop.workers.eval.worker import run
 
     task = tmp_path / "mytask.jsonl"
     task.write_text("".join(json.dumps(r) + "\n" for r in [

@@ -144,8 +144,8 @@ def test_training_memory_numbers() -> None:
 
 
 def test_catalog_matches_the_workers_registries() -> None:
-    from synthloop.workers.evaluation import multiple_choice
-    from synthloop.workers.training import corpus
+    from synthloop import corpus
+    from synthloop.workers.eval.suites import multiple_choice
 
     assert catalog.EVAL_TASKS["multipleChoice"] == multiple_choice.BUILTIN_TASKS
     assert tuple(corpus.source_names()) == catalog.BLEND_SOURCES

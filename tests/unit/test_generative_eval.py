@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from synthloop.workers.evaluation import generative as gen
+from synthloop.workers.eval.suites import generative as gen
 from synthloop.workers.synth.backends.base import Completion, GenerationBackend, Message, Sampling
 
 pytestmark = pytest.mark.unit

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from synthloop.verifiers import REGISTRY, score
-from synthloop.workers.evaluation import ifeval
+from synthloop.workers.eval.suites import ifeval
 
 pytestmark = pytest.mark.unit
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from synthloop.api.worker import WorkerConfig
-from synthloop.workers.evaluation import lmeval
-from synthloop.workers.evaluation import multiple_choice as mc
-from synthloop.workers.training.corpus import COLORS
+from synthloop.corpus import COLORS
+from synthloop.workers.eval.suites import lmeval
+from synthloop.workers.eval.suites import multiple_choice as mc
 
 pytestmark = pytest.mark.unit
 
@@ -154,7 +154,7 @@ def test_metric_names_drop_the_default_filter() -> None:
 def test_eval_worker_runs_generative_and_lmeval_suites(tmp_path: Path, facts_model: Path) -> None:
     """Through the worker: a generative JSONL task (scored by the math verifier) and lm-eval tasks
     from a file:// taskDir; both land in metrics.json with their counts."""
-    from synthloop.workers.evaluate.worker import run
+    from synthloop.workers.eval.worker import run
 
     task_dir = write_tasks(tmp_path / "tasks")
     gen_task = tmp_path / "colors_qa.jsonl"

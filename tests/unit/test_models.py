@@ -51,8 +51,8 @@ def test_unknown_preset_and_bad_dims_are_named() -> None:
 
 
 def test_tokenizer_round_trips_the_chat_format() -> None:
+    from synthloop.corpus import sample_texts
     from synthloop.models.tokenizer import train_tokenizer
-    from synthloop.workers.training.corpus import sample_texts
 
     tok = train_tokenizer(sample_texts(n=200), vocab_size=400)
     messages = [

@@ -16,10 +16,10 @@ import pytest
 
 from synthloop.api.worker import WorkerConfig
 from synthloop.artifacts.store import open_store
+from synthloop.workers.runtime.distributed import DistEnv
+from synthloop.workers.runtime.records import as_jsonl_text
+from synthloop.workers.runtime.run import Run
 from synthloop.workers.training.data import parse_preference, parse_rating, read_jsonl
-from synthloop.workers.training.distributed import DistEnv
-from synthloop.workers.training.records import as_jsonl_text
-from synthloop.workers.training.runtime import Run
 
 pytestmark = pytest.mark.unit
 
@@ -66,7 +66,7 @@ def test_ifeval_release_gzipped_or_as_parquet_scores_the_same(tmp_path: Path) ->
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from synthloop.workers.evaluation import ifeval
+    from synthloop.workers.eval.suites import ifeval
 
     raw = (DATA / "ifeval" / "input_data.jsonl").read_bytes()
     plain = ifeval.parse_items(as_jsonl_text(raw, name="input_data.jsonl"), name="plain")

@@ -29,7 +29,7 @@ TYPED_NAMES: dict[str, dict[str, type[BaseModel]]] = {
     "pretrain/worker.py": {"params": PretrainParams, "arch": Architecture},
     "reward/worker.py": {"params": RewardParams, "tp": RewardTraining},
     "align/worker.py": {"params": AlignParams, "st": Stage},
-    "evaluate/worker.py": {"params": EvalParams, "suite": EvalSuite},
+    "eval/worker.py": {"params": EvalParams, "suite": EvalSuite},
 }
 
 
@@ -80,7 +80,7 @@ def undefined_settings(source: str, typed: dict[str, type[BaseModel]]) -> list[s
 def test_workers_read_only_settings_the_api_defines(module: str) -> None:
     source = (WORKERS / module).read_text()
     assert undefined_settings(source, TYPED_NAMES[module]) == []
-    for name in ("align", "evaluate", "reward", "pretrain", "training"):
+    for name in ("align", "eval", "reward", "pretrain", "training", "runtime"):
         assert f"synthloop.workers.{name}.params" not in source, "params models come from synthloop.api.worker"
 
 
@@ -91,7 +91,7 @@ def test_the_checker_catches_a_setting_the_api_does_not_define() -> None:
 
 
 def test_no_worker_side_copies_of_the_api() -> None:
-    for name in ("align", "evaluate", "reward", "pretrain", "training"):
+    for name in ("align", "eval", "reward", "pretrain", "training", "runtime"):
         assert not (WORKERS / name / "params.py").exists()
     assert not (ROOT / "operator" / "synthloop" / "builders" / "params.py").exists()
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from synthloop.api.worker import WorkerConfig
-from synthloop.workers.training.corpus import preference_rows, rating_rows, sft_rows
+from synthloop.corpus import preference_rows, rating_rows, sft_rows
 
 pytestmark = pytest.mark.unit
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from synthloop.api.worker import PretrainParams, WorkerConfig
-from synthloop.workers.training.distributed import DistEnv, deepspeed_config
+from synthloop.workers.runtime.distributed import DistEnv, deepspeed_config
 from synthloop.workers.training.schedule import PhaseSpec, RampStage, batch_size_at, lr_at, plan
 
 pytestmark = pytest.mark.unit
@@ -83,8 +83,8 @@ def test_loss_falls_and_crash_resume_matches_uninterrupted(tmp_path: Path) -> No
 
 
 def test_missing_checkpoint_and_bad_params_fail_clearly(tmp_path: Path) -> None:
+    from synthloop.artifacts.checkpoints import CheckpointError
     from synthloop.workers.pretrain.worker import run
-    from synthloop.workers.training.checkpoint import CheckpointError
 
     with pytest.raises(CheckpointError, match="step-5.*missing or incomplete"):
         run(cfg(tmp_path, "x", "wx", params(),

@@ -17,7 +17,7 @@ from synthloop.local.kube import KubeError
 from synthloop.local.nodeagent.podenv import resolve_peer_names
 from synthloop.local.nodeagent.runner import ContainerRun, PodRunner
 from synthloop.workers.errors import EXIT_INVALID_INPUT, TERMINATION_PATH_ENV
-from synthloop.workers.training.launch import resolve_nproc
+from synthloop.workers.runtime.launch import resolve_nproc
 
 pytestmark = pytest.mark.unit
 

@@ -4,7 +4,7 @@ Every pod of a stage is one node's worth of work (one pod per node): an Indexed 
 completion index is the shard (SynthRound) or the node rank (training), with a headless
 Service as the rendezvous of multi-node training (pod 0 is ``MASTER_ADDR``).
 
-Training pods run torchrun (through :mod:`synthloop.workers.training.launch`): a rank per GPU,
+Training pods run torchrun (through :mod:`synthloop.workers.runtime.launch`): a rank per GPU,
 ``--nnodes`` from the Job and ``--node-rank`` from the completion index. A multi-node Job is a
 gang: any failed pod fails the whole Job at once (``podFailurePolicy``), and the operator starts
 the next attempt as a new Job that resumes from the latest checkpoint. Every Job fails at once
@@ -36,7 +36,7 @@ WORKER_UID = 10001
 #: torchrun's rendezvous port is derived from the Job name within this range, so gangs that
 #: share a host network (hostNetwork pods, the local cluster's process nodes) do not collide.
 RENDEZVOUS_PORTS = (23000, 26000)
-LAUNCHER = ("python", "-m", "synthloop.workers.training.launch")
+LAUNCHER = ("python", "-m", "synthloop.workers.runtime.launch")
 
 
 @dataclass(frozen=True)

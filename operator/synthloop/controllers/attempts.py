@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from synthloop.artifacts.checkpoints import Checkpoints, checkpoint_step
 from synthloop.artifacts.store import ArtifactNotFound, ArtifactStore
 from synthloop.builders.names import attempt_job_name
 from synthloop.controllers.status import PodFailure
 from synthloop.workers.errors import EXIT_INVALID_INPUT
-from synthloop.workers.training.checkpoint import Checkpoints, checkpoint_step
 
 #: An attempt ended by a disruption (a rank preempted or drained) does not spend backoffLimit;
 #: past this many attempts beyond it, the stage fails anyway.

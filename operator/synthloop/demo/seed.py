@@ -14,10 +14,10 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
+from synthloop.corpus import english_sentence
 from synthloop.verifiers.instructions import FinalAnswer
 from synthloop.verifiers.math import check_answer, extract_answer, format_answer
 from synthloop.workers.synth.families.math import make_problem
-from synthloop.workers.training.corpus import english_sentence
 
 ATTRIBUTES = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
 #: The scalar reward of examples/loop's RewardTrain (spec.weights): pairs are ranked by it.

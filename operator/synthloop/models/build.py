@@ -108,7 +108,7 @@ def make_tiny_model(
 
     dims = get_preset(preset)
     if texts is None:
-        from synthloop.workers.training.corpus import sample_texts
+        from synthloop.corpus import sample_texts
 
         texts = sample_texts(n=400, seed=seed)
     tokenizer = train_tokenizer(list(texts), vocab_size=dims.vocab_size)

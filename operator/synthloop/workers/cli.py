@@ -31,7 +31,7 @@ TASKS: dict[str, str] = {
     "pretrain": "synthloop.workers.pretrain",
     "reward-train": "synthloop.workers.reward",
     "align": "synthloop.workers.align",
-    "eval": "synthloop.workers.evaluate",
+    "eval": "synthloop.workers.eval",
 }
 
 

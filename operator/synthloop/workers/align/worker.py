@@ -36,6 +36,15 @@ from synthloop.artifacts.manifest import (
 from synthloop.artifacts.store import open_store
 from synthloop.models.chat import encode_conversation, pad_batch
 from synthloop.models.io import save_model
+from synthloop.workers.runtime.distributed import DistEnv
+from synthloop.workers.runtime.run import (
+    Engine,
+    Run,
+    log,
+    pick_device,
+    quiet_transformers,
+    seed_everything,
+)
 from synthloop.workers.training.data import (
     PreferencePair,
     batches,
@@ -43,21 +52,12 @@ from synthloop.workers.training.data import (
     parse_sft,
     read_jsonl,
 )
-from synthloop.workers.training.distributed import DistEnv
 from synthloop.workers.training.losses import (
     IGNORE_INDEX,
     causal_lm_loss,
     dpo_loss,
     rpo_bwd_kl_loss,
     sequence_logps,
-)
-from synthloop.workers.training.runtime import (
-    Engine,
-    Run,
-    log,
-    pick_device,
-    quiet_transformers,
-    seed_everything,
 )
 
 

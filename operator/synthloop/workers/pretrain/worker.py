@@ -19,17 +19,15 @@ import torch
 
 from synthloop.api.v1alpha1.pretrain import Architecture
 from synthloop.api.worker import PretrainParams, WorkerConfig
+from synthloop.artifacts.checkpoints import CheckpointError, Checkpoints
 from synthloop.artifacts.store import open_store
 from synthloop.models.build import build_model, dims_from_config, tokenizer_matches
 from synthloop.models.io import save_model
 from synthloop.models.presets import ModelDims, get_preset
 from synthloop.models.tokenizer import train_tokenizer
 from synthloop.workers.errors import InvalidInput
-from synthloop.workers.training.blend import BlendData, documents_from_text
-from synthloop.workers.training.checkpoint import CheckpointError, Checkpoints
-from synthloop.workers.training.distributed import DistEnv, deepspeed_available, deepspeed_config
-from synthloop.workers.training.losses import causal_lm_loss
-from synthloop.workers.training.runtime import (
+from synthloop.workers.runtime.distributed import DistEnv, deepspeed_available, deepspeed_config
+from synthloop.workers.runtime.run import (
     Engine,
     Run,
     log,
@@ -38,6 +36,8 @@ from synthloop.workers.training.runtime import (
     quiet_transformers,
     seed_everything,
 )
+from synthloop.workers.training.blend import BlendData, documents_from_text
+from synthloop.workers.training.losses import causal_lm_loss
 from synthloop.workers.training.schedule import PhaseSpec, PlannedStep, RampStage, plan
 
 
@@ -223,7 +223,7 @@ def _file_sources(run_io: Run, names: set[str]) -> dict[str, str]:
     """Text of blend sources that are not builtin: an input of that name, or a file
     ``<source>.jsonl`` / ``<source>.txt`` under the ``data`` input (a directory prefix)."""
     from synthloop.artifacts.uris import join
-    from synthloop.workers.training.corpus import source_names
+    from synthloop.corpus import source_names
 
     out: dict[str, str] = {}
     for name in sorted(names):

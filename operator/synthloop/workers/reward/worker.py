@@ -22,6 +22,15 @@ from synthloop.artifacts.store import open_store
 from synthloop.models.chat import pad_batch
 from synthloop.models.io import save_model
 from synthloop.models.reward import ATTRIBUTES, build_reward_model, encode_for_reward
+from synthloop.workers.runtime.distributed import DistEnv
+from synthloop.workers.runtime.run import (
+    Engine,
+    Run,
+    log,
+    pick_device,
+    quiet_transformers,
+    seed_everything,
+)
 from synthloop.workers.training.data import (
     PreferencePair,
     Rating,
@@ -30,16 +39,7 @@ from synthloop.workers.training.data import (
     parse_rating,
     read_jsonl,
 )
-from synthloop.workers.training.distributed import DistEnv
 from synthloop.workers.training.losses import bradley_terry_loss, reward_mse_loss
-from synthloop.workers.training.runtime import (
-    Engine,
-    Run,
-    log,
-    pick_device,
-    quiet_transformers,
-    seed_everything,
-)
 
 
 def _split(items: list[Any], fraction: float, rng: random.Random) -> tuple[list[Any], list[Any]]:

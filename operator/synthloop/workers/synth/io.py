@@ -68,7 +68,7 @@ def check_input(store: ArtifactStore, role: str, uri: str) -> None:
 def read_documents(store: ArtifactStore, uri: str, *, workdir: Path) -> list[str]:
     """``{"text"}`` documents for closed QA (a local path or URI): JSONL, gzipped JSONL such
     as C4's ``*.json.gz`` shards (``text``, ``timestamp``, ``url``), or Parquet."""
-    from synthloop.workers.training.records import as_jsonl_text
+    from synthloop.workers.runtime.records import as_jsonl_text
 
     path = Path(uri) if "://" not in uri else store.get_file(uri, workdir / "documents.data")
     try:

@@ -1,1 +1,1 @@
-"""Shared training helpers: data, schedules, losses, checkpoints, distributed setup."""
+"""Training pieces: the pretraining blend, training data readers, step schedules and losses."""

@@ -13,7 +13,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from synthloop.workers.training import corpus
+from synthloop import corpus
 
 
 def documents_from_text(text: str) -> list[str]:

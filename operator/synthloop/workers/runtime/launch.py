@@ -1,4 +1,4 @@
-"""``python -m synthloop.workers.training.launch <torchrun flags> -m synthloop.workers.cli <task>``.
+"""``python -m synthloop.workers.runtime.launch <torchrun flags> -m synthloop.workers.cli <task>``.
 
 torchrun (``torch.distributed.run``, its own flags and rendezvous) with two things a pod needs:
 

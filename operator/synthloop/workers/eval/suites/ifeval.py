@@ -14,10 +14,10 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from synthloop.corpus import arithmetic_problem
 from synthloop.verifiers.base import Instruction
 from synthloop.verifiers.registry import get, instruction_from_dict, sample_instructions
 from synthloop.verifiers.scoring import score
-from synthloop.workers.training.corpus import arithmetic_problem
 
 
 @dataclass(frozen=True)

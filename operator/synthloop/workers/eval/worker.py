@@ -17,18 +17,18 @@ from typing import Any
 from synthloop.api.v1alpha1.common import EvalSuite
 from synthloop.api.worker import EvalParams, WorkerConfig
 from synthloop.artifacts.store import open_store
-from synthloop.workers.evaluation import ifeval, multiple_choice
-from synthloop.workers.evaluation.generation import generate
-from synthloop.workers.training.corpus import arithmetic_problem
-from synthloop.workers.training.data import parse_preference, read_jsonl
-from synthloop.workers.training.distributed import DistEnv
-from synthloop.workers.training.runtime import (
+from synthloop.corpus import arithmetic_problem
+from synthloop.workers.eval.suites import ifeval, multiple_choice
+from synthloop.workers.eval.suites.generation import generate
+from synthloop.workers.runtime.distributed import DistEnv
+from synthloop.workers.runtime.run import (
     Run,
     log,
     pick_device,
     quiet_transformers,
     seed_everything,
 )
+from synthloop.workers.training.data import parse_preference, read_jsonl
 
 
 def _task_name(task: str) -> str:
@@ -103,7 +103,7 @@ def run(config: WorkerConfig) -> int:
             metrics.update(m)
             counts.update(c)
         elif suite.type == "lmEval":
-            from synthloop.workers.evaluation import lmeval
+            from synthloop.workers.eval.suites import lmeval
 
             task_dir = None
             if suite.task_dir:
@@ -148,7 +148,7 @@ def _read(io: Run, store: Any, uri: str) -> str:
     from synthloop.artifacts.manifest import ArtifactRef
 
     io.inputs.append(ArtifactRef(uri=uri, sha256=sha256(data).hexdigest(), size=len(data), role="task"))
-    from synthloop.workers.training.records import as_jsonl_text
+    from synthloop.workers.runtime.records import as_jsonl_text
 
     return as_jsonl_text(data, name=uri)  # JSONL, gzipped JSONL or Parquet, as released
 
@@ -161,7 +161,7 @@ def _generative(io: Run, store: Any, suite: EvalSuite, params: EvalParams,
 
     import torch
 
-    from synthloop.workers.evaluation import generative
+    from synthloop.workers.eval.suites import generative
     from synthloop.workers.synth.backends import make_backend
     from synthloop.workers.synth.params import GeneratorParams
 

@@ -32,7 +32,7 @@ from typing import Any
 from synthloop.verifiers.base import Instruction
 from synthloop.verifiers.math import check_answer
 from synthloop.verifiers.scoring import score
-from synthloop.workers.evaluation.jsonl import parse_jsonl
+from synthloop.workers.eval.suites.jsonl import parse_jsonl
 
 BUILTIN_TASKS = ("arithmetic", "arithmetic_format")
 ARITHMETIC_KEYWORDS = ("addition", "subtraction", "multiplication", "division")
@@ -106,7 +106,7 @@ def builtin_task(name: str, *, n: int, seed: int) -> list[GenItem]:
 
 
 def parse_item(row: dict[str, Any], *, where: str) -> GenItem:
-    from synthloop.workers.evaluation.ifeval import release_instructions
+    from synthloop.workers.eval.suites.ifeval import release_instructions
 
     if isinstance(row.get("messages"), list):
         messages = tuple({"role": str(m["role"]), "content": str(m["content"])} for m in row["messages"])

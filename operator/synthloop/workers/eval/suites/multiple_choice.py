@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from synthloop.workers.evaluation.jsonl import parse_jsonl
+from synthloop.workers.eval.suites.jsonl import parse_jsonl
 
 BUILTIN_TASKS = ("arithmetic", "colors")
 
@@ -62,7 +62,7 @@ def builtin_task(name: str) -> list[MCItem]:
     if name not in BUILTIN_TASKS:
         raise ValueError(f"unknown builtin task {name!r}: expected one of {list(BUILTIN_TASKS)} "
                          "or an s3:// / file:// JSONL URI")
-    text = resources.files("synthloop.workers.evaluation").joinpath(f"tasks/{name}.jsonl").read_text()
+    text = resources.files("synthloop.workers.eval.suites").joinpath(f"tasks/{name}.jsonl").read_text()
     return parse_task(text, name=name)
 
 

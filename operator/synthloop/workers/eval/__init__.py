@@ -1,4 +1,4 @@
-"""The `evaluate` worker. run imports torch lazily so params stays light."""
+"""The `eval` task: runs a stage's suites. run imports torch lazily so the config stays light."""
 
 from __future__ import annotations
 
@@ -9,6 +9,6 @@ if TYPE_CHECKING:
 
 
 def run(config: WorkerConfig) -> int:
-    from synthloop.workers.evaluate.worker import run as _run
+    from synthloop.workers.eval.worker import run as _run
 
     return _run(config)

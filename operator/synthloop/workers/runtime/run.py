@@ -20,7 +20,7 @@ from synthloop.api.worker import WorkerConfig
 from synthloop.artifacts.manifest import ArtifactRef, Manifest, report_progress, write_manifest
 from synthloop.artifacts.store import ArtifactStore, ObjectInfo, sha256_file
 from synthloop.artifacts.uris import join
-from synthloop.workers.training.distributed import DistEnv, init_process_group
+from synthloop.workers.runtime.distributed import DistEnv, init_process_group
 
 #: Dense bf16 peak per device, for MFU. Override with SYNTHLOOP_PEAK_FLOPS.
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
@@ -192,7 +192,7 @@ class Run:
     def fetch_text(self, role: str, *, uri: str | None = None) -> str:
         """Read a single-file input (JSONL, gzipped JSONL or Parquet: ``training.records``) as
         JSONL text, recording its sha256 as an input of the run."""
-        from synthloop.workers.training.records import as_jsonl_text
+        from synthloop.workers.runtime.records import as_jsonl_text
 
         uri = uri or self.config.input(role)
         local = self.config.scratch() / "inputs" / role

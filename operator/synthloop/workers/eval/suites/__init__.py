@@ -1,0 +1,1 @@
+"""The eval task's suites: multiple-choice log-likelihood, IFEval, generative accuracy, lm-eval."""

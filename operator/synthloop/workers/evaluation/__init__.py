@@ -1,1 +1,0 @@
-"""Evaluation harness pieces: multiple-choice log-likelihood, IFEval-style, reward win rate."""
