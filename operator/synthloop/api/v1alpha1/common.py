@@ -246,6 +246,12 @@ class EvalSettings(Model):
 
     max_new_tokens: int = Field(default=64, ge=1, le=32768, description="Most tokens generated per answer.")
     batch_size: int = Field(default=8, ge=1, le=4096, description="Prompts per generation batch.")
+    backend: Literal["auto", "transformers", "vllm"] = Field(
+        default="auto",
+        description="Generation backend of the generative suites (ifeval, generative, rewardWinRate), the "
+        "synth worker's: transformers (CPU or GPU), vllm (GPUs; needs an image with vllm) or auto (vllm where "
+        "the pod sees a GPU and vllm is installed, else transformers). Greedy either way.",
+    )
 
 
 class Evaluation(EvalSettings):
