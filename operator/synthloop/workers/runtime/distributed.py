@@ -123,3 +123,26 @@ def deepspeed_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def shard_range(total: int, *, index: int, shards: int) -> range:
+    """Item indices of shard (or rank) ``index`` of ``shards``: contiguous, balanced,
+    deterministic, so the shards in order are the items in order."""
+    if shards < 1 or not 0 <= index < shards:
+        raise ValueError(f"shard index {index} out of range for {shards} shard(s)")
+    base, extra = divmod(total, shards)
+    start = index * base + min(index, extra)
+    return range(start, start + base + (1 if index < extra else 0))
+
+
+def gather_lists(values: list[Any], env: DistEnv) -> list[Any]:
+    """Every rank's ``values`` concatenated in rank order, on every rank (``all_gather_object``);
+    ``values`` itself in a one-process run. With :func:`shard_range` slices this is the
+    one-process list, so whatever is computed from it is the same as in one process."""
+    if env.world_size <= 1:
+        return list(values)
+    import torch.distributed as dist
+
+    parts: list[Any] = [None] * env.world_size
+    dist.all_gather_object(parts, values)
+    return [v for part in parts for v in part]
