@@ -167,16 +167,29 @@ class Memo:
         return [self.seen[k] for k in keys]
 
 
+def prompts(items: Sequence[GenItem], *, k_shot: int, seed: int, limit: int | None = None) -> list[list[Message]]:
+    """The k-shot prompts of the first ``limit`` items (shots from the whole task)."""
+    n = min(limit, len(items)) if limit else len(items)
+    return [few_shot_prompt(items, i, k_shot, seed=seed) for i in range(n)]
+
+
+def greedy_sampling(max_tokens: int) -> Any:
+    from synthloop.workers.synth.backends.base import Sampling
+
+    return Sampling(max_tokens=max_tokens, temperature=0.0, n=1)
+
+
+def result_of(items: Sequence[GenItem], responses: Sequence[str]) -> GenResult:
+    """Accuracy of ``responses`` to the first ``len(responses)`` items, with its stderr."""
+    correct = [verify(item, r) for item, r in zip(items, responses, strict=False)]
+    n = len(correct)
+    p = sum(correct) / n if n else 0.0
+    return GenResult(accuracy=p, stderr=stderr_of_mean(p, n), n=n, correct=correct, responses=list(responses))
+
+
 def evaluate(backend: Any, items: Sequence[GenItem], *, k_shot: int, seed: int, max_tokens: int,
              limit: int | None = None) -> GenResult:
     """Greedy generation for the first ``limit`` items (shots from the whole task), then verify."""
-    from synthloop.workers.synth.backends.base import Sampling
-
-    chosen = list(range(len(items)))[: limit] if limit else list(range(len(items)))
-    prompts = [few_shot_prompt(items, i, k_shot, seed=seed) for i in chosen]
-    completions = backend.generate(prompts, sampling=Sampling(max_tokens=max_tokens, temperature=0.0, n=1))
-    responses = [c[0].text.strip() for c in completions]
-    correct = [verify(items[i], r) for i, r in zip(chosen, responses, strict=True)]
-    n = len(correct)
-    p = sum(correct) / n if n else 0.0
-    return GenResult(accuracy=p, stderr=stderr_of_mean(p, n), n=n, correct=correct, responses=responses)
+    completions = backend.generate(prompts(items, k_shot=k_shot, seed=seed, limit=limit),
+                                   sampling=greedy_sampling(max_tokens))
+    return result_of(items, [c[0].text.strip() for c in completions])

@@ -136,8 +136,9 @@ def metric_names(results: dict[str, dict[str, Any]]) -> dict[str, float]:
 
 def run_suite(model: Any, tokenizer: Any, *, tasks: list[str], num_fewshot: int | None, limit: int | None,
               task_dir: Path | None, seed: int, model_dir: Path | None = None,
-              max_gen_toks: int = 256) -> tuple[dict[str, float], dict[str, int]]:
-    """Run lm-eval's ``simple_evaluate``; returns (metrics, counts per metric)."""
+              max_gen_toks: int = 256, use_vllm: bool | None = None) -> tuple[dict[str, float], dict[str, int]]:
+    """Run lm-eval's ``simple_evaluate``; returns (metrics, counts per metric). ``use_vllm``:
+    lm-eval's vllm model (``evaluation.backend``); None: where a GPU and vllm are there."""
     os.environ.update(OFFLINE_ENV)
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
@@ -148,7 +149,9 @@ def run_suite(model: Any, tokenizer: Any, *, tasks: list[str], num_fewshot: int 
         raise ValueError(f"lmEval tasks {unknown} are not known to lm-eval"
                          + (f" nor defined under taskDir ({task_dir})" if task_dir else " (set taskDir for your own)"))
     lm: Any
-    if model_dir is not None and torch.cuda.is_available() and _has_vllm():
+    if use_vllm is None:
+        use_vllm = torch.cuda.is_available() and _has_vllm()
+    if model_dir is not None and use_vllm:
         from lm_eval.models.vllm_causallms import VLLM
 
         lm = VLLM(pretrained=str(model_dir), max_gen_toks=max_gen_toks, seed=seed)

@@ -14,6 +14,7 @@ written as lm-eval's ``doc_to_choice`` gives them (no leading space).
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -106,15 +107,23 @@ def continuation_logprob(model: Any, tokenizer: Any, context: str, continuation:
     return float(picked[-len(cont):].sum())
 
 
-def evaluate_task(model: Any, tokenizer: Any, items: list[MCItem], *, k_shot: int, seed: int,
-                  limit: int | None = None) -> dict[str, float]:
-    items_eval = items[:limit] if limit else items
-    correct = correct_norm = 0
-    for i, item in enumerate(items_eval):
+def score_items(model: Any, tokenizer: Any, items: list[MCItem], indices: Sequence[int], *, k_shot: int,
+                seed: int) -> list[tuple[bool, bool]]:
+    """``(acc, acc_norm)`` correctness of ``items[i]`` for each ``i`` in ``indices`` (shots drawn
+    from the whole task, so a rank scoring a slice scores it as one process would)."""
+    out = []
+    for i in indices:
+        item = items[i]
         context = few_shot_context(items, i, k_shot, seed=seed)
         scores = [continuation_logprob(model, tokenizer, context, item.target_delimiter + c) for c in item.choices]
         norm = [s / max(1, len(c)) for s, c in zip(scores, item.choices, strict=True)]
-        correct += int(max(range(len(scores)), key=scores.__getitem__) == item.gold)
-        correct_norm += int(max(range(len(norm)), key=norm.__getitem__) == item.gold)
-    n = len(items_eval)
-    return {"acc": correct / n, "acc_norm": correct_norm / n, "n": float(n)}
+        out.append((max(range(len(scores)), key=scores.__getitem__) == item.gold,
+                    max(range(len(norm)), key=norm.__getitem__) == item.gold))
+    return out
+
+
+def evaluate_task(model: Any, tokenizer: Any, items: list[MCItem], *, k_shot: int, seed: int,
+                  limit: int | None = None) -> dict[str, float]:
+    n = min(limit, len(items)) if limit else len(items)
+    right = score_items(model, tokenizer, items, range(n), k_shot=k_shot, seed=seed)
+    return {"acc": sum(a for a, _ in right) / n, "acc_norm": sum(b for _, b in right) / n, "n": float(n)}

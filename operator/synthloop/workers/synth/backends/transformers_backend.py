@@ -20,6 +20,7 @@ from synthloop.workers.synth.backends.base import (
 
 if TYPE_CHECKING:
     from synthloop.artifacts.store import ArtifactStore
+    from synthloop.models.io import LoadedModel
 
 
 class TransformersBackend(GenerationBackend):
@@ -33,16 +34,20 @@ class TransformersBackend(GenerationBackend):
         dtype: str | None = None,
         device: str | None = None,
         num_threads: int | None = None,
+        loaded: LoadedModel | None = None,
     ) -> None:
+        """``loaded``: a model already in memory (the eval worker's, also scored by
+        log-likelihood), generated from as it is instead of loading ``model`` again."""
         import torch
 
         from synthloop.models.io import load_model
 
-        try:
-            loaded = load_model(model, store=store, cache_dir=cache_dir,
-                                dtype=getattr(torch, dtype) if dtype else None)
-        except Exception as exc:  # transformers raises many kinds for a broken dir
-            raise ModelLoadError(f"generator model {model!r} does not load: {type(exc).__name__}: {exc}") from exc
+        if loaded is None:
+            try:
+                loaded = load_model(model, store=store, cache_dir=cache_dir,
+                                    dtype=getattr(torch, dtype) if dtype else None)
+            except Exception as exc:  # transformers raises many kinds for a broken dir
+                raise ModelLoadError(f"generator model {model!r} does not load: {type(exc).__name__}: {exc}") from exc
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         loaded_model: Any = loaded.model
         self.model: Any = loaded_model.to(self.device)
