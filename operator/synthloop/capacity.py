@@ -10,6 +10,14 @@ checkpointing each layer keeps only its bf16 input (``2*s*b*h``) and one layer i
 time. The logits add ``6*s*b*V/t`` (bf16 logits and their fp32 loss). A run fits when the sum
 stays under 90% of the GPU's memory (the CUDA context and allocator fragmentation take the rest).
 
+Fine-tuning (AlignJob, RewardTrain): their trainer keeps a full replica on every GPU (plain
+data parallelism, no ZeRO or tensor parallelism), so the same 16 B/param and activations apply
+with tensor 1 and nothing sharded. A DPO or RPO step runs the chosen and the rejected response of
+each pair through the model at once (twice the micro batch) and counts a frozen bf16 reference
+model (2 B/param): DPO trainers keep one resident, this one frees it once the reference
+log-probs are computed, so the estimate is an upper bound there. A reward model's head outputs
+five attributes: no vocabulary-sized logits.
+
 Generation (vLLM): weights are 2 B/param in bf16 or 1 B/param with FP8 quantization, split over
 the tensor-parallel group; they must leave room for the KV cache, so at most 80% of a GPU.
 """
@@ -18,7 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from synthloop.models.presets import ModelDims
+from synthloop.api.v1alpha1.pretrain import Architecture
+from synthloop.models.presets import ModelDims, get_preset
 
 GIB = 1024**3
 TRAIN_USABLE = 0.9
@@ -35,15 +44,30 @@ class TrainingMemory:
     activations: float
     logits: float
     gathered: float
+    reference: float = 0.0  # a frozen reference model (DPO, RPO)
 
     @property
     def total(self) -> float:
-        return self.weights + self.gradients + self.optimizer + self.activations + self.logits + self.gathered
+        return (self.weights + self.gradients + self.optimizer + self.activations + self.logits + self.gathered
+                + self.reference)
 
     def describe(self) -> str:
-        parts = ("weights", "gradients", "optimizer", "activations", "logits", "gathered")
+        parts = ("weights", "gradients", "optimizer", "activations", "logits", "gathered", "reference")
         shown = ", ".join(f"{p} {getattr(self, p) / GIB:.1f}" for p in parts if getattr(self, p))
         return f"{self.total / GIB:.1f} GiB per GPU ({shown})"
+
+
+def dims_of(arch: Architecture) -> ModelDims:
+    """The decoder shape an ``Architecture`` names (a preset with overrides, or all fields)."""
+    base = get_preset(arch.preset) if arch.preset else None
+    given = {k: v for k, v in {
+        "num_layers": arch.layers, "hidden_size": arch.hidden, "num_attention_heads": arch.heads,
+        "num_kv_heads": arch.kv_heads, "ffn_hidden_size": arch.ffn_hidden,
+        "seq_length": arch.seq_length, "vocab_size": arch.vocab}.items() if v is not None}
+    if base is not None:
+        return base.with_(**given)
+    given.setdefault("ffn_hidden_size", 4 * int(given["hidden_size"]))
+    return ModelDims(**given)
 
 
 def training_memory(dims: ModelDims, *, tensor: int, data: int, zero_stage: int, micro_batch: int,
@@ -116,3 +140,51 @@ def generator_problem(params_billions: float, *, tensor_parallel: int, quantizat
         f"{GENERATE_USABLE:.0%} of a {gpu_memory_gib:g} GiB GPU ({limit / GIB:.1f} GiB, the rest is the KV cache)"
         + (f"; try {', '.join(hints)}" if hints else "")
     )
+
+
+def finetune_memory(dims: ModelDims, *, micro_batch: int, seq_length: int, pairs: bool, reference: bool,
+                    vocab_logits: bool = True) -> TrainingMemory:
+    """Memory per GPU of an AlignJob or RewardTrain step: a full replica per GPU (see the module doc).
+
+    ``pairs``: chosen and rejected go through together (DPO, RPO, a Bradley-Terry term);
+    ``reference``: a frozen bf16 reference model is resident (DPO, RPO).
+    """
+    batch = micro_batch * (2 if pairs else 1)
+    mem = training_memory(dims.with_(seq_length=seq_length), tensor=1, data=1, zero_stage=0, micro_batch=batch,
+                          activation_checkpointing=False)
+    return TrainingMemory(mem.weights, mem.gradients, mem.optimizer, mem.activations,
+                          mem.logits if vocab_logits else 0.0, 0.0,
+                          reference=2.0 * dims.total_params() if reference else 0.0)
+
+
+@dataclass(frozen=True)
+class FinetuneProblem:
+    """Why a fine-tuning run cannot fit: the field to change and the message with the numbers."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+def finetune_problem(dims: ModelDims, *, micro_batch: int, seq_length: int, pairs: bool, reference: bool,
+                     gpu_memory_gib: float, micro_batch_field: str, vocab_logits: bool = True,
+                     what: str = "") -> FinetuneProblem | None:
+    """None when the step fits; else the field to change (the micro batch when a batch of one
+    fits, else the model) and the estimate by part against the GPU's usable memory."""
+    mem = finetune_memory(dims, micro_batch=micro_batch, seq_length=seq_length, pairs=pairs, reference=reference,
+                          vocab_logits=vocab_logits)
+    limit = TRAIN_USABLE * gpu_memory_gib * GIB
+    if mem.total <= limit:
+        return None
+    one = finetune_memory(dims, micro_batch=1, seq_length=seq_length, pairs=pairs, reference=reference,
+                          vocab_logits=vocab_logits)
+    field = micro_batch_field if micro_batch > 1 and one.total <= limit else "spec.baseModel"
+    hint = (f"try {micro_batch_field.rsplit('.', 1)[-1]} 1 ({one.total / GIB:.1f} GiB)" if field == micro_batch_field
+            else "the trainer keeps a full replica of the model on every GPU: use a smaller base model, "
+                 "or a shorter maxLength")
+    return FinetuneProblem(field, (
+        f"a {dims.total_params() / 1e9:.2f}B-parameter model{what}, {micro_batch_field.rsplit('.', 1)[-1]} "
+        f"{micro_batch}, sequence length {seq_length} needs about {mem.describe()}; the profile's GPUs have "
+        f"{gpu_memory_gib:g} GiB ({TRAIN_USABLE:.0%} usable = {limit / GIB:.1f} GiB); {hint}"))

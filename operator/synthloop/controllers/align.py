@@ -1,5 +1,64 @@
-"""kopf handlers for AlignJob (the pass itself is kind-agnostic: see reconcile.py and plan.py)."""
+"""The AlignJob plugin: a base model and a SynthRound's data in, one Job per stage (sft, dpo, rpo), a model out."""
 
-from synthloop.controllers.handlers import register_kind
+from __future__ import annotations
 
-register_kind("AlignJob")
+from synthloop import capacity
+from synthloop.api.v1alpha1.align import AlignJobSpec
+from synthloop.api.v1alpha1.common import Evaluation, Promotion, Source
+from synthloop.builders import stages as S
+from synthloop.builders.stages import StagePlan
+from synthloop.controllers.plugin import Checks, KindPlugin, Lookup, evaluation_of
+from synthloop.models.presets import ModelDims
+
+PREFERENCE_STAGES = frozenset({"dpo", "rpo"})
+
+
+class AlignPlugin(KindPlugin[AlignJobSpec]):
+    kind = "AlignJob"
+    spec_type = AlignJobSpec
+
+    def input_sources(self, spec: AlignJobSpec) -> list[tuple[str, Source | None]]:
+        return [("model", spec.base_model), ("data", spec.data), ("reward_model", spec.reward_model)]
+
+    def parent_source(self, spec: AlignJobSpec, lookup: Lookup) -> Source | None:
+        """``spec.parent``, else the generator of the data's SynthRound (the round's teacher)."""
+        if spec.parent is not None:
+            return spec.parent
+        ref = spec.data.from_ref
+        if ref is not None and ref.kind == "SynthRound":
+            body = lookup.get(ref.kind, ref.name)
+            model = (((body or {}).get("spec") or {}).get("generator") or {}).get("model")
+            if isinstance(model, dict):
+                return Source.model_validate(model)
+        return None
+
+    def evaluation(self, spec: AlignJobSpec) -> Evaluation | None:
+        return evaluation_of(spec.evaluation)
+
+    def promotion(self, spec: AlignJobSpec) -> Promotion | None:
+        return spec.promotion
+
+    def stages(self, spec: AlignJobSpec, *, prefix: str, inputs: dict[str, str]) -> list[StagePlan]:
+        return S.align_stages(spec, prefix=prefix, inputs=inputs)
+
+    def model_dims(self, spec: AlignJobSpec, checks: Checks, depth: int = 0) -> ModelDims | None:
+        return checks.producer_dims(spec.base_model, depth)
+
+    def first_pass_problems(self, spec: AlignJobSpec, checks: Checks) -> list[str]:
+        """Memory per GPU of the most demanding stage (a preference stage: pairs and a reference model)."""
+        gpus, gib = spec.resources.gpus_per_node, checks.profile.gpu_memory_gib
+        if not gpus or not gib:
+            return []
+        dims = checks.producer_dims(spec.base_model)
+        if dims is None:
+            return []
+        pref = [i for i, s in enumerate(spec.stages) if s.type in PREFERENCE_STAGES]
+        problem = capacity.finetune_problem(
+            dims, micro_batch=spec.micro_batch_size, seq_length=spec.max_length or dims.seq_length,
+            pairs=bool(pref), reference=bool(pref), gpu_memory_gib=gib, micro_batch_field="spec.microBatchSize",
+            what=f" in stage {spec.stages[pref[0]].type} (spec.stages[{pref[0]}]: pairs and a reference model)"
+            if pref else " in sft")
+        return [str(problem)] if problem else []
+
+
+PLUGIN = AlignPlugin()

@@ -210,7 +210,7 @@ def _keep_artifacts_false(spec: Any, **_: Any) -> bool:
 
 
 def register_kind(kind: str) -> None:
-    """Handlers for one kind (called by the per-kind modules)."""
+    """kopf handlers for one kind (main.py registers every kind of the registry, controllers/kinds.py)."""
     plural = PLURALS[kind]
 
     @kopf.on.resume(GROUP, VERSION, plural, id=f"{plural}-resume")

@@ -37,12 +37,11 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     load_config()  # fail fast on a bad setting, before any watch starts
     _few_malloc_arenas()
-    # Importing the per-kind modules registers their handlers.
-    import synthloop.controllers.align
-    import synthloop.controllers.pretrain
-    import synthloop.controllers.reward
-    import synthloop.controllers.synthround  # noqa: F401
-    from synthloop.controllers.handlers import watch_namespaces
+    from synthloop.controllers.handlers import register_kind, watch_namespaces
+    from synthloop.controllers.kinds import PLUGINS
+
+    for kind in PLUGINS:  # kopf handlers for every kind in the registry
+        register_kind(kind)
 
     namespaces = watch_namespaces(args.namespace)
     logging.getLogger("synthloop.operator").info(

@@ -1,0 +1,159 @@
+"""The kind-plugin interface: what one kind contributes to a pass, typed over its spec.
+
+Like Kubeflow Trainer's runtime plugins, each kind is one module (``pretrain.py``,
+``synthround.py``, ``reward.py``, ``align.py``) holding one plugin: the inputs its workers read,
+its stages, its outputs (a model, or data), its evaluation, how its progress reads and the
+checks only the operator can make before any pod. The pass (``reconcile.py`` and the steps it
+calls) never asks which kind it runs; it asks the plugin (``kinds.plugin_for``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from synthloop.api.v1alpha1.common import CommonSpec, Evaluation, Output, Promotion, Source
+from synthloop.api.v1alpha1.reward import AttributeWeights
+from synthloop.api.validate import parse_spec
+from synthloop.artifacts.manifest import Manifest
+from synthloop.artifacts.store import WEIGHTS_NAME
+from synthloop.builders.profiles import HardwareProfile
+from synthloop.builders.stages import TRAINING_TASKS, StagePlan
+from synthloop.controllers.status import progress_from_reports
+from synthloop.models.presets import ModelDims
+
+SpecT = TypeVar("SpecT", bound=CommonSpec)
+#: How far a producer chain (an AlignJob on an AlignJob on a PretrainJob) is followed for a model's shape.
+MAX_PRODUCER_DEPTH = 8
+
+
+class Lookup(Protocol):
+    """Read access to the synthloop objects of the run's namespace."""
+
+    def get(self, kind: str, name: str) -> dict[str, Any] | None: ...
+
+
+@dataclass(frozen=True)
+class Checks:
+    """What a kind's first-pass checks may consult besides the spec."""
+
+    profile: HardwareProfile
+    lookup: Lookup | None = None
+    secret_exists: Callable[[str], bool] | None = None
+
+    def producer_dims(self, source: Source | None, depth: int = 0) -> ModelDims | None:
+        """The decoder shape of the model a ``fromRef`` source names, from its producer's spec
+        (followed through AlignJobs and RewardTrains to the PretrainJob); None when unknown."""
+        if source is None or source.from_ref is None or self.lookup is None or depth > MAX_PRODUCER_DEPTH:
+            return None
+        from synthloop.controllers.kinds import PLUGINS  # the registry imports this module
+
+        ref = source.from_ref
+        plugin = PLUGINS.get(ref.kind)
+        body = self.lookup.get(ref.kind, ref.name)
+        raw = (body or {}).get("spec")
+        if plugin is None or not isinstance(raw, dict):
+            return None
+        try:
+            spec = plugin.parse(ref.name, raw)
+        except ValueError:
+            return None
+        return plugin.model_dims(spec, self, depth + 1)
+
+
+@dataclass(frozen=True)
+class RunOutputs:
+    """What a run's last stage produced, for ``status.outputs``, ``status.counts`` and ``status.metrics``."""
+
+    outputs: list[Output]
+    counts: dict[str, int]
+    metrics: dict[str, float] | None = None  # None: the metrics come from the evaluation (or stay as they are)
+
+
+def evaluation_of(ev: Evaluation) -> Evaluation | None:
+    """A spec's evaluation when it has anything to run or judge."""
+    return ev if ev.suites or ev.gates else None
+
+
+def model_output(manifest: Manifest, model_uri: str) -> tuple[str, int]:
+    """sha256 of the weights file and total size of a model directory listed in a manifest."""
+    files = [o for o in manifest.outputs if o.uri.startswith(model_uri)]
+    size = sum(o.size for o in files)
+    weights = next((o for o in files if o.uri.endswith("/" + WEIGHTS_NAME)), None)
+    return (weights.sha256 if weights else ""), size
+
+
+class KindPlugin(ABC, Generic[SpecT]):
+    """One kind's half of a pass. Subclasses set ``kind`` and ``spec_type``."""
+
+    kind: ClassVar[str]
+    spec_type: type[SpecT]
+
+    def parse(self, name: str, raw: Mapping[str, Any]) -> SpecT:
+        """The typed spec (raises ``SpecError``, a ValueError, naming each bad field)."""
+        spec = parse_spec(self.kind, name, dict(raw))
+        assert isinstance(spec, self.spec_type)
+        return spec
+
+    # -- inputs --------------------------------------------------------------------------
+    @abstractmethod
+    def input_sources(self, spec: SpecT) -> list[tuple[str, Source | None]]:
+        """(role, source) of every input the kind's workers read; None: not given."""
+
+    def inputs(self, spec: SpecT) -> list[tuple[str, Source]]:
+        """The given inputs, in order (the parent is resolved apart: ``parent_source``)."""
+        return [(role, src) for role, src in self.input_sources(spec) if src is not None]
+
+    def parent_source(self, spec: SpecT, lookup: Lookup) -> Source | None:
+        """The model a must-beat-parent gate and a win rate compare with; None: the kind has none."""
+        return None
+
+    # -- stages and outputs --------------------------------------------------------------
+    @abstractmethod
+    def stages(self, spec: SpecT, *, prefix: str, inputs: dict[str, str]) -> list[StagePlan]:
+        """The run's Jobs in order, from its resolved inputs (role -> URI)."""
+
+    def outputs(self, last: StagePlan, final: list[Manifest]) -> RunOutputs:
+        """A model under the last stage's ``model/`` (the training kinds); counts of every manifest."""
+        sha, size = model_output(final[0], last.model_uri)
+        counts: dict[str, int] = {}
+        for m in final:
+            counts.update(m.counts)
+        return RunOutputs(outputs=[Output(name="model", uri=last.model_uri, sha256=sha, size=size)], counts=counts)
+
+    # -- evaluation and promotion --------------------------------------------------------
+    def evaluation(self, spec: SpecT) -> Evaluation | None:
+        """The evaluation to run after the stages, or None (nothing to evaluate)."""
+        return None
+
+    def promotion(self, spec: SpecT) -> Promotion | None:
+        """Under which name the run's model is promoted when its gates pass; None: not promoted."""
+        return None
+
+    def reward_weights(self, spec: SpecT) -> AttributeWeights | None:
+        """Attribute weights the evaluation scores rewards with (a RewardTrain's own); None: the judge's."""
+        return None
+
+    # -- progress ------------------------------------------------------------------------
+    def initial_progress(self, plan: StagePlan) -> str:
+        return "starting"
+
+    def progress(self, plan: StagePlan, reports: list[dict[str, Any]], manifests_present: int) -> str:
+        """``status.progress`` of a running stage from its workers' progress reports."""
+        if plan.task in TRAINING_TASKS:
+            first = sorted(reports, key=lambda r: int(r.get("index", 0)))[:1]  # rank 0 speaks for the gang
+            prog = progress_from_reports(first, unit="steps")
+            return prog.text() if prog else "starting"
+        prog = progress_from_reports(reports, unit="items")
+        return prog.text() if prog else plan.stage
+
+    # -- first pass ----------------------------------------------------------------------
+    def model_dims(self, spec: SpecT, checks: Checks, depth: int = 0) -> ModelDims | None:
+        """The decoder shape of the model this kind outputs; None when the operator cannot tell."""
+        return None
+
+    def first_pass_problems(self, spec: SpecT, checks: Checks) -> list[str]:
+        """What only the operator can judge (profile, producers, Secrets); each names its field."""
+        return []
