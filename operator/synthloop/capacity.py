@@ -171,20 +171,28 @@ class FinetuneProblem:
 def finetune_problem(dims: ModelDims, *, micro_batch: int, seq_length: int, pairs: bool, reference: bool,
                      gpu_memory_gib: float, micro_batch_field: str, vocab_logits: bool = True,
                      what: str = "") -> FinetuneProblem | None:
-    """None when the step fits; else the field to change (the micro batch when a batch of one
-    fits, else the model) and the estimate by part against the GPU's usable memory."""
+    """None when the step fits; else the field to change (the micro batch when a smaller one
+    fits, with the largest that does; else the model) and the estimate by part against the
+    GPU's usable memory."""
     mem = finetune_memory(dims, micro_batch=micro_batch, seq_length=seq_length, pairs=pairs, reference=reference,
                           vocab_logits=vocab_logits)
     limit = TRAIN_USABLE * gpu_memory_gib * GIB
     if mem.total <= limit:
         return None
-    one = finetune_memory(dims, micro_batch=1, seq_length=seq_length, pairs=pairs, reference=reference,
-                          vocab_logits=vocab_logits)
-    field = micro_batch_field if micro_batch > 1 and one.total <= limit else "spec.baseModel"
-    hint = (f"try {micro_batch_field.rsplit('.', 1)[-1]} 1 ({one.total / GIB:.1f} GiB)" if field == micro_batch_field
+
+    def fits(batch: int) -> TrainingMemory | None:
+        m = finetune_memory(dims, micro_batch=batch, seq_length=seq_length, pairs=pairs, reference=reference,
+                            vocab_logits=vocab_logits)
+        return m if m.total <= limit else None
+
+    # memory grows with the batch: the largest smaller one that fits, if any
+    best = next(((b, m) for b in range(micro_batch - 1, 0, -1) if (m := fits(b)) is not None), None)
+    short = micro_batch_field.rsplit(".", 1)[-1]
+    field = micro_batch_field if best is not None else "spec.baseModel"
+    hint = (f"try {short} {best[0]} ({best[1].total / GIB:.1f} GiB)" if best is not None
             else "the trainer keeps a full replica of the model on every GPU: use a smaller base model, "
                  "or a shorter maxLength")
     return FinetuneProblem(field, (
-        f"a {dims.total_params() / 1e9:.2f}B-parameter model{what}, {micro_batch_field.rsplit('.', 1)[-1]} "
-        f"{micro_batch}, sequence length {seq_length} needs about {mem.describe()}; the profile's GPUs have "
-        f"{gpu_memory_gib:g} GiB ({TRAIN_USABLE:.0%} usable = {limit / GIB:.1f} GiB); {hint}"))
+        f"a {dims.total_params() / 1e9:.2f}B-parameter model{what}, {short} {micro_batch}, sequence length "
+        f"{seq_length} needs about {mem.describe()}; the profile's GPUs have {gpu_memory_gib:g} GiB "
+        f"({TRAIN_USABLE:.0%} usable = {limit / GIB:.1f} GiB); {hint}"))
