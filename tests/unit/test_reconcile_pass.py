@@ -163,12 +163,12 @@ def worker_config(api: ApiServer, job: str) -> dict[str, Any]:
 
 
 def write_run(store: ArtifactStore, prefix: str, files: dict[str, bytes], *, task: str,
-              metrics: dict[str, float] | None = None) -> None:
-    """What a worker leaves behind: its outputs, then the manifest last."""
+              metrics: dict[str, float] | None = None, counts: dict[str, int] | None = None) -> None:
+    """What a worker leaves behind: its outputs, then the manifest last (``counts``: metrics.json's)."""
     outputs = [ArtifactRef.of(store.put_bytes(join(prefix, rel), data), role=rel.split("/")[0].split(".")[0])
                for rel, data in files.items()]
     if metrics is not None:
-        store.put_json(join(prefix, "metrics.json"), {"metrics": metrics, "counts": {}})
+        store.put_json(join(prefix, "metrics.json"), {"metrics": metrics, "counts": counts or {}})
     write_manifest(store, prefix, Manifest(task=task, outputs=outputs, metrics=metrics or {}, counts={"rows": 3}))
 
 
@@ -283,6 +283,30 @@ def test_alignjob_waits_for_its_data_then_runs_stages_in_order_evaluates_and_pro
     assert pointer is not None and pointer.model_uri == dpo["output"] + "model/"
     assert pointer.metrics == {"ifeval.prompt_strict": 0.75} and len(pointer.model_sha256) == 64
     assert pointer.source == f"{NS}/AlignJob/a1/uid-a1"
+
+
+def test_eval_counts_go_into_status_counts_beside_the_training_counts(env: Any) -> None:
+    """How many items each metric was scored over (metrics.json's counts) is status.counts' ``eval.<metric>``."""
+    api, store, rec = env
+    store.put_bytes("s3://synthloop/models/base/config.json", b"{}")
+    run_synth(api, store, rec)
+    rec.reconcile("SynthRound", NS, "r1")
+    api.add("AlignJob", "a1", ALIGN)
+    for stage in ("sft-0", "dpo-1"):
+        rec.reconcile("AlignJob", NS, "a1")
+        cfg = worker_config(api, f"a1-{stage}")
+        write_run(store, cfg["output"], {"model/model.safetensors": b"w"}, task="align")
+        api.finish(f"a1-{stage}")
+    rec.reconcile("AlignJob", NS, "a1")
+    ev = worker_config(api, "a1-eval")
+    write_run(store, ev["output"], {}, task="eval", metrics={"ifeval.prompt_strict": 0.75, "mc.colors.acc": 0.5},
+              counts={"ifeval.prompt_strict": 32, "mc.colors.acc": 40})
+    api.finish("a1-eval")
+    assert rec.reconcile("AlignJob", NS, "a1").state == "done"
+    st = api.status("AlignJob", "a1")
+    assert st["counts"] == {"rows": 3, "eval.ifeval.prompt_strict": 32, "eval.mc.colors.acc": 40}
+    writes = api.status_writes
+    assert rec.reconcile("AlignJob", NS, "a1").state == "done" and api.status_writes == writes
 
 
 def test_a_failed_gate_rejects_and_the_next_round_keeps_waiting_saying_why(env: Any) -> None:
