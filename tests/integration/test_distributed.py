@@ -30,6 +30,7 @@ from synthloop.workers.errors import EXIT_INVALID_INPUT
 from tests.integration import test_operator as op
 
 operator = op.operator  # the fixture: `synthloop operator` for the test's namespace
+pytestmark = pytest.mark.local_only  # process nodes (a second DGX one, CPU ranks) exist only locally
 SECOND_DGX = "local-dgx-1"
 #: The same run three ways: one process (reference), 2 pods x 2 ranks, and killed + resumed.
 STEPS, EVERY = 24, 6
@@ -47,12 +48,6 @@ PARAMS: dict[str, Any] = {
 #: fp32 on CPU: 4 ranks sum gradients in another order than one process (measured ~1e-6).
 LOSS_TOLERANCE = 1e-4
 WEIGHT_TOLERANCE = 1e-4
-
-
-@pytest.fixture(autouse=True)
-def _needs_local_cluster(local_cluster: LocalCluster) -> None:
-    if not local_cluster.local:
-        pytest.skip("needs the process nodes of a `synthloop local` cluster")
 
 
 def _node_ready(lc: LocalCluster, name: str) -> bool:
