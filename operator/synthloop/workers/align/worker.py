@@ -36,7 +36,7 @@ from synthloop.artifacts.manifest import (
 from synthloop.artifacts.store import open_store
 from synthloop.models.chat import encode_conversation, pad_batch
 from synthloop.models.io import save_model
-from synthloop.workers.runtime.distributed import DistEnv
+from synthloop.workers.runtime.distributed import DistEnv, gather_lists, shard_range
 from synthloop.workers.runtime.run import (
     Engine,
     Run,
@@ -100,13 +100,24 @@ def check_plan(params: AlignParams, inputs: dict[str, str], pairs_have_rewards: 
 
 
 class Policy:
-    """The model being aligned, its tokenizer and device, with batched log-prob helpers."""
+    """The model being aligned, its tokenizer and device, with batched log-prob helpers.
+
+    Under torchrun every rank holds the same weights; ``mine`` picks a rank's share of a
+    batch's micro-batches (the same micro-batches one process would run, so the per-micro
+    token means, and hence the summed gradients, are the one-process ones).
+    """
 
     def __init__(self, model: Any, tokenizer: Any, device: torch.device, max_length: int,
-                 micro: int) -> None:
+                 micro: int, env: DistEnv | None = None) -> None:
         self.model, self.tok, self.device, self.max_length, self.micro = (
             model, tokenizer, device, max_length, micro)
+        self.env = env or DistEnv()
         self.pad = int(model.config.pad_token_id)
+
+    def mine(self, items: list[Any]) -> list[list[Any]]:
+        """This rank's micro-batches of ``items`` (a contiguous run of them; maybe none)."""
+        micros = batches(items, self.micro)
+        return [micros[i] for i in shard_range(len(micros), index=self.env.rank, shards=self.env.world_size)]
 
     def encode(self, convs: list[list[dict[str, str]]], train_on: str) -> tuple[torch.Tensor, ...]:
         rows = [encode_conversation(self.tok, c, max_length=self.max_length, train_on=train_on)  # type: ignore[arg-type]
@@ -130,14 +141,17 @@ class Policy:
 
     @torch.no_grad()
     def reference_logps(self, pairs: list[PreferencePair]) -> tuple[torch.Tensor, torch.Tensor]:
+        """log pi(chosen), log pi(rejected) of every pair, on every rank: each rank scores its
+        micro-batches and the ranks gather them in order."""
         self.model.eval()
-        c, r = [], []
-        for b in batches(pairs, self.micro):
+        rows: list[tuple[float, float]] = []
+        for b in self.mine(pairs):
             lc, lr, _ = self.pair_logps(self.model, b)
-            c.append(lc.detach())
-            r.append(lr.detach())
+            rows.extend(zip(lc.tolist(), lr.tolist(), strict=True))
         self.model.train()
-        return torch.cat(c), torch.cat(r)
+        every = gather_lists(rows, self.env)
+        return (torch.tensor([c for c, _ in every], dtype=torch.float32),
+                torch.tensor([r for _, r in every], dtype=torch.float32))
 
 
 def run(config: WorkerConfig) -> int:
@@ -195,14 +209,16 @@ def run(config: WorkerConfig) -> int:
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device)
     model.train()
     max_length = params.max_length or int(model.config.max_position_embeddings)
-    policy = Policy(model, tokenizer, device, max_length, params.micro_batch_size)
+    policy = Policy(model, tokenizer, device, max_length, params.micro_batch_size, env)
     base_ref: tuple[torch.Tensor, torch.Tensor] | None = None
     metrics: dict[str, float] = {}
 
     for k, (i, st, it, name) in enumerate(units):
         if k < start:
             continue
-        engine = Engine(model, lr=st.lr, weight_decay=params.weight_decay, grad_clip=1.0, env=env)
+        # each rank runs its micro-batches of every global batch; gradients summed at the step
+        engine = Engine(model, lr=st.lr, weight_decay=params.weight_decay, grad_clip=1.0, env=env,
+                        ddp=False)
         rng = random.Random(f"{params.seed}:{name}")
         if st.type == "sft":
             losses = _train_sft(policy, engine, st, sft_rows, rng, io, name)
@@ -215,7 +231,7 @@ def run(config: WorkerConfig) -> int:
                     # stage (``model`` is then the previous stage's result)
                     ref_dir = io.fetch_model("base_model") if "base_model" in config.inputs else base_dir
                     base_policy = Policy(AutoModelForCausalLM.from_pretrained(ref_dir).to(device),
-                                         tokenizer, device, max_length, params.micro_batch_size)
+                                         tokenizer, device, max_length, params.micro_batch_size, env)
                     base_ref = base_policy.reference_logps(pairs)
                     del base_policy
                 ref = base_ref
@@ -226,9 +242,13 @@ def run(config: WorkerConfig) -> int:
             after = _margin(policy.reference_logps(pairs))
             metrics[f"stage.{name}.margin_before"] = before
             metrics[f"stage.{name}.margin_after"] = after
-            log("stage", name=name, margin_before=before, margin_after=after)
-        _save_stage(io, name, model, tokenizer, config.scratch())
+            if env.is_main:
+                log("stage", name=name, margin_before=before, margin_after=after)
+        if env.is_main:
+            _save_stage(io, name, model, tokenizer, config.scratch())
 
+    if not env.is_main:  # the ranks hold the same weights; rank 0 writes them and the manifest
+        return 0
     out = config.scratch() / "final-model"
     shutil.rmtree(out, ignore_errors=True)
     save_model(model, tokenizer, out)
@@ -264,12 +284,16 @@ def _train_sft(policy: Policy, engine: Engine, st: Stage, rows: list[list[dict[s
         rng.shuffle(order)
         for batch in batches(order, st.global_batch_size):
             step_loss = 0.0
-            for micro in batches(batch, policy.micro):
+            if not losses and policy.env.world_size > 1:  # what each rank took of the first batch
+                log("rank-share", rank=policy.env.rank, world=policy.env.world_size, stage=st.type,
+                    rows=[i for m in policy.mine(list(range(len(batch)))) for i in m], of=len(batch))
+            for micro in policy.mine(batch):
                 ids, mask, labels = policy.encode(micro, "assistant")
                 loss = causal_lm_loss(policy.logits(engine, ids, mask), labels)
                 engine.backward(loss * len(micro) / len(batch))
                 step_loss += float(loss.detach()) * len(micro) / len(batch)
             engine.step(st.lr)
+            step_loss = engine.all_sum(step_loss)
             losses.append(step_loss)
             _tick(io, name, len(losses), total, step_loss)
     return losses
@@ -287,7 +311,7 @@ def _train_pref(policy: Policy, engine: Engine, st: Stage, pairs: list[Preferenc
         rng.shuffle(index)
         for batch in batches(index, st.global_batch_size):
             step_loss = 0.0
-            for micro in batches(batch, policy.micro):
+            for micro in policy.mine(batch):
                 sel = torch.tensor(micro)
                 pc, pr, nll = policy.pair_logps(engine, [pairs[j] for j in micro])
                 rc, rr = ref[0][sel].to(pc.device), ref[1][sel].to(pc.device)
@@ -303,12 +327,13 @@ def _train_pref(policy: Policy, engine: Engine, st: Stage, pairs: list[Preferenc
                 engine.backward(loss * len(micro) / len(batch))
                 step_loss += float(loss.detach()) * len(micro) / len(batch)
             engine.step(st.lr)
+            step_loss = engine.all_sum(step_loss)
             done += 1
             _tick(io, name, done, total, step_loss)
 
 
 def _tick(io: Run, name: str, done: int, total: int, loss: float) -> None:
-    if done % 10 == 0 or done == total:
+    if io.env.is_main and (done % 10 == 0 or done == total):
         log("step", stage=name, step=done, loss=round(loss, 5))
         io.progress(done=done, total=total, stage=name, loss=loss)
 

@@ -22,7 +22,7 @@ from synthloop.artifacts.store import open_store
 from synthloop.models.chat import pad_batch
 from synthloop.models.io import save_model
 from synthloop.models.reward import ATTRIBUTES, build_reward_model, encode_for_reward
-from synthloop.workers.runtime.distributed import DistEnv
+from synthloop.workers.runtime.distributed import DistEnv, shard_range
 from synthloop.workers.runtime.run import (
     Engine,
     Run,
@@ -103,7 +103,9 @@ def run(config: WorkerConfig) -> int:
     model.to(device).train()
     max_length = params.max_length or int(model.config.max_position_embeddings)
     scorer = _Scorer(model, tokenizer, max_length, [weights[a] for a in ATTRIBUTES], device)
-    engine = Engine(model, lr=tp.lr, weight_decay=0.0, grad_clip=1.0, env=env)
+    # data parallel under torchrun: each rank scores its share of every global batch and the
+    # gradients are summed (``ddp=False``: several forward passes per backward)
+    engine = Engine(model, lr=tp.lr, weight_decay=0.0, grad_clip=1.0, env=env, ddp=False)
 
     steps_per_epoch = max(1, -(-len(train_r) // tp.global_batch_size))
     total = steps_per_epoch * tp.epochs
@@ -115,19 +117,19 @@ def run(config: WorkerConfig) -> int:
         random.Random(f"{params.seed}:pairs:{epoch}").shuffle(pair_order)
         pair_batches = batches(pair_order, tp.global_batch_size) if pair_order else []
         for b, batch in enumerate(batches(order, tp.global_batch_size)):
-            target = torch.tensor([r.attributes for r in batch], dtype=torch.float32, device=device)
-            loss = reward_mse_loss(scorer.attrs([r.conversation() for r in batch]), target)
-            if tp.bradley_terry_weight > 0 and pair_batches:
-                pb = pair_batches[b % len(pair_batches)]
-                rc = scorer.reward([p.conversation(p.chosen) for p in pb])
-                rl = scorer.reward([p.conversation(p.rejected) for p in pb])
-                loss = loss + tp.bradley_terry_weight * bradley_terry_loss(rc, rl).mean()
-            engine.backward(loss)
+            pb = pair_batches[b % len(pair_batches)] if tp.bradley_terry_weight > 0 and pair_batches else []
+            share = _local_loss(scorer, batch, pb, env=env, bt_weight=tp.bradley_terry_weight)
+            if step == 0 and env.world_size > 1:  # what each rank took of the first global batch
+                log("rank-share", rank=env.rank, world=env.world_size,
+                    rows=list(shard_range(len(batch), index=env.rank, shards=env.world_size)), of=len(batch))
+            if share is not None:
+                engine.backward(share)
             engine.step(tp.lr)
+            loss = engine.all_sum(float(share.detach()) if share is not None else 0.0)
             step += 1
-            if step % 10 == 0 or step == total:
-                log("step", step=step, epoch=epoch, loss=round(float(loss.detach()), 5))
-                io.progress(done=step, total=total, loss=float(loss.detach()))
+            if env.is_main and (step % 10 == 0 or step == total):
+                log("step", step=step, epoch=epoch, loss=round(loss, 5))
+                io.progress(done=step, total=total, loss=loss)
 
     model.eval()
     metrics: dict[str, float] = {}
@@ -145,6 +147,8 @@ def run(config: WorkerConfig) -> int:
                 wins += int((rc > rl).sum())
             metrics["preference.accuracy"] = wins / len(held_p)
 
+    if not env.is_main:  # the ranks hold the same weights; rank 0 writes them and the manifest
+        return 0
     out = config.scratch() / "reward-model"
     shutil.rmtree(out, ignore_errors=True)
     save_model(model, tokenizer, out)
@@ -155,6 +159,31 @@ def run(config: WorkerConfig) -> int:
     io.finish(metrics=metrics, counts=counts, model_uri=io.uri("model") + "/",
               attributes=list(ATTRIBUTES), weights=weights)
     return 0
+
+
+def _local_loss(scorer: _Scorer, batch: list[Rating], pairs: list[PreferencePair], *, env: DistEnv,
+                bt_weight: float) -> torch.Tensor | None:
+    """This rank's share of one global batch's loss (None when its share is empty).
+
+    The MSE is over the batch's rated attributes and the Bradley-Terry term a mean over its
+    pairs; each rank scores a contiguous slice and divides by the global batch's counts, so the
+    shares sum to the one-process loss (and their gradients, summed, to its gradient).
+    """
+    mine = [batch[i] for i in shard_range(len(batch), index=env.rank, shards=env.world_size)]
+    my_pairs = [pairs[i] for i in shard_range(len(pairs), index=env.rank, shards=env.world_size)]
+    loss: torch.Tensor | None = None
+    if mine:
+        target = torch.tensor([r.attributes for r in mine], dtype=torch.float32, device=scorer.device)
+        rated = sum(1 for r in batch for a in r.attributes if not math.isnan(a))
+        mine_rated = int((~torch.isnan(target)).sum())
+        loss = reward_mse_loss(scorer.attrs([r.conversation() for r in mine]), target) * (
+            mine_rated / max(rated, 1))
+    if my_pairs:
+        rc = scorer.reward([p.conversation(p.chosen) for p in my_pairs])
+        rl = scorer.reward([p.conversation(p.rejected) for p in my_pairs])
+        bt = bt_weight * bradley_terry_loss(rc, rl).sum() / len(pairs)
+        loss = bt if loss is None else loss + bt
+    return loss
 
 
 def _pairs_from_ratings(ratings: list[Rating]) -> list[PreferencePair]:

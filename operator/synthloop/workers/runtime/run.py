@@ -3,6 +3,14 @@
 ``Engine`` hides plain torch (one process, or DDP under torchrun) versus DeepSpeed so the
 workers have one loop: ``engine.backward(loss)`` per micro-batch, ``engine.step(lr)`` per
 global batch.
+
+Two ways to be data parallel under torchrun. ``ddp=True`` (pretrain): DDP averages the
+gradients in its backward hooks, so every rank runs the same number of equal-sized
+micro-batches. ``ddp=False`` (reward-train, align): each rank takes any share of the global
+batch, even none, and scales its losses by its share of the global batch's denominator;
+``step`` then sums the gradients over the ranks (one all-reduce per step), which is the
+one-process gradient exactly. That also serves losses with several forward passes per backward
+(the reward model's ratings plus pairs), which DDP's hooks do not allow.
 """
 
 from __future__ import annotations
@@ -89,7 +97,7 @@ class Engine:
 
     def __init__(
         self, model: torch.nn.Module, *, lr: float, weight_decay: float, grad_clip: float,
-        env: DistEnv, ds_config: dict[str, Any] | None = None,
+        env: DistEnv, ds_config: dict[str, Any] | None = None, ddp: bool = True,
     ) -> None:
         self.env, self.grad_clip = env, grad_clip
         self.distributed = init_process_group(env)
@@ -106,12 +114,14 @@ class Engine:
                 model=model, optimizer=self.optimizer, config=ds_config
             )
             self.wrapped = self.ds_engine
-        elif self.distributed:
+        elif self.distributed and ddp:
             from torch.nn.parallel import DistributedDataParallel
 
             device_ids = [env.local_rank] if torch.cuda.is_available() else None
             self.wrapped = DistributedDataParallel(model, device_ids=device_ids)
         self.module = model
+        # gradients summed by ``step`` (see the module doc) rather than averaged by DDP hooks
+        self.sum_gradients = self.distributed and not ddp and ds_config is None
 
     def __call__(self, **batch: Any) -> Any:
         return self.wrapped(**batch)
@@ -140,10 +150,49 @@ class Engine:
             return float(norm) if norm is not None else 0.0
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        if self.sum_gradients:
+            self._all_reduce_gradients()
         norm = torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return float(norm)
+
+    def _all_reduce_gradients(self, bucket_elements: int = 1 << 25) -> None:
+        """Sum every trainable parameter's gradient over the ranks, in flat buckets (a rank
+        whose share was empty contributes zeros)."""
+        import torch.distributed as dist
+
+        params = [p for p in self.module.parameters() if p.requires_grad]
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        bucket: list[torch.Tensor] = []
+        size = 0
+        for p in [*params, None]:
+            if p is not None and (not bucket or size + p.numel() <= bucket_elements):
+                bucket.append(p)
+                size += p.numel()
+                continue
+            if bucket:
+                flat = torch.cat([q.grad.reshape(-1) for q in bucket])  # type: ignore[union-attr]
+                dist.all_reduce(flat)
+                offset = 0
+                for q in bucket:
+                    n = q.numel()
+                    q.grad.copy_(flat[offset: offset + n].view_as(q))  # type: ignore[union-attr]
+                    offset += n
+            bucket, size = ([p], p.numel()) if p is not None else ([], 0)
+
+    def all_sum(self, value: float) -> float:
+        """``value`` summed over the ranks (a loss share to the global batch's loss)."""
+        if not self.distributed:
+            return value
+        import torch.distributed as dist
+
+        # on the model's device: NCCL reduces CUDA tensors only
+        t = torch.tensor([value], dtype=torch.float64, device=next(self.module.parameters()).device)
+        dist.all_reduce(t)
+        return float(t)
 
     def full_state_dict(self) -> dict[str, Any] | None:
         """The consolidated weights when ZeRO-3 partitions them (a collective: call it on every
