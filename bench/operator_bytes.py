@@ -1,11 +1,12 @@
 """Bytes the operator downloads from the artifact store over the demo loop, this code vs a baseline.
 
 The real reconciler of each version runs the demo loop (``examples/loop/`` of the baseline
-revision, so both versions read the same specs) against an in-memory API server and a
-directory-backed store whose GETs are counted. Each Job's worker is played by the bench: it
-writes the outputs its task writes (a model of ``--model-mib`` MiB, data files, metrics) through
-the version's own ``ArtifactStore`` and then its manifest, and the Job completes. Every
-object gets ``--passes`` passes while each Job runs (Job events and resyncs), as on a cluster.
+revision, so both versions read the same specs) against the in-memory API server and the
+directory-backed store of tests/fakes.py (the unit tests' own), whose GETs are counted. Each
+Job's worker is played by the bench: it writes the outputs its task writes (a model of
+``--model-mib`` MiB, data files, metrics) through the version's own ``ArtifactStore`` and then
+its manifest, and the Job completes. Every object gets ``--passes`` passes while each Job
+runs (Job events and resyncs), as on a cluster.
 
 Usage: python bench/operator_bytes.py [--baseline REV] [--model-mib 64] [--passes 5]
 Prints one JSON line: bytes and GETs of each version, their ratio, the loop's final phases.
@@ -14,7 +15,6 @@ Prints one JSON line: bytes and GETs of each version, their ratio, the loop's fi
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import shutil
@@ -22,118 +22,28 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))  # the in-memory apiserver and store are the unit tests' (tests/fakes.py)
+from tests.fakes import ApiServer, DirBackend, complete_job
+
 NS = "demo"
+CountingBackend = DirBackend  # what handoff.py imports
 
 
-class CountingBackend:
-    """``s3://`` objects as files; counts every GET and its bytes (both versions' protocol)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root, self.meta = root, {}
-        self.get_bytes = self.gets = self.heads = 0
-        self.got: dict[str, int] = {}
-
-    def _path(self, loc: Any) -> Path:
-        return self.root / loc.bucket / loc.key
-
-    def put(self, loc: Any, path: Path, *, sha256: str = "") -> None:
-        dest = self._path(loc)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, dest)
-        self.meta[str(loc)] = sha256
-
-    def get(self, loc: Any, path: Path) -> None:
-        src = self._path(loc)
-        if not src.is_file():
-            raise self.not_found(str(loc))
-        shutil.copyfile(src, path)
-        self.gets += 1
-        self.get_bytes += src.stat().st_size
-        kind = "manifest" if src.name == "manifest.json" else ("json" if src.suffix == ".json" else "output")
-        self.got[kind] = self.got.get(kind, 0) + src.stat().st_size
-
-    def exists(self, loc: Any) -> bool:
-        return self._path(loc).is_file()
-
-    def stat(self, loc: Any) -> int:  # the baseline's protocol
-        if not self._path(loc).is_file():
-            raise self.not_found(str(loc))
-        self.heads += 1
-        return self._path(loc).stat().st_size
-
-    def head(self, loc: Any) -> Any:  # this version's protocol
-        from synthloop.artifacts.store import Head  # type: ignore[attr-defined]
-
-        st = self._path(loc).stat() if self._path(loc).is_file() else None
-        if st is None:
-            raise self.not_found(str(loc))
-        self.heads += 1
-        return Head(size=st.st_size, sha256=self.meta.get(str(loc), ""), etag=f"{st.st_mtime_ns}-{st.st_size}")
-
-    def keys(self, loc: Any) -> Iterator[str]:
-        base = self.root / loc.bucket
-        for p in sorted(base.rglob("*")):
-            key = p.relative_to(base).as_posix()
-            if p.is_file() and key.startswith(loc.key):
-                yield f"s3://{loc.bucket}/{key}"
-
-    def delete(self, loc: Any) -> None:
-        self._path(loc).unlink(missing_ok=True)
-
-
-class Api:
-    """The calls the reconciler makes, on dicts; Jobs complete when the bench says so."""
+class Api(ApiServer):
+    """The unit tests' apiserver in the demo namespace; ``add`` takes a whole document."""
 
     def __init__(self) -> None:
-        self.crs: dict[tuple[str, str], dict[str, Any]] = {}
-        self.jobs: dict[str, dict[str, Any]] = {}
+        super().__init__(namespace=NS)
 
-    def add(self, doc: dict[str, Any]) -> None:
-        created = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        name = doc["metadata"]["name"]
-        self.crs[(doc["kind"], name)] = {**doc, "metadata": {"name": name, "namespace": NS, "uid": f"uid-{name}",
-                                                             "generation": 1, "creationTimestamp": created}}
-
-    def get_cr(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        body = self.crs.get((kind, name))
-        return copy.deepcopy(body) if body else None
-
-    def list_crs(self, kind: str, namespace: str) -> list[dict[str, Any]]:
-        return [copy.deepcopy(b) for (k, _), b in self.crs.items() if k == kind]
-
-    def patch_status(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        status = self.crs[(kind, name)].setdefault("status", {})
-        for k, v in patch.items():
-            if v is None:
-                status.pop(k, None)
-            else:
-                status[k] = v
-
-    def list_jobs(self, namespace: str, owner_uid: str) -> list[dict[str, Any]]:
-        return [copy.deepcopy(j) for j in self.jobs.values() if j["metadata"]["labels"]["synthloop.io/owner-uid"] == owner_uid]
-
-    def apply(self, obj: dict[str, Any]) -> None:
-        if obj["kind"] == "Job":
-            self.jobs.setdefault(obj["metadata"]["name"], copy.deepcopy(obj))
-
-    def secret_exists(self, namespace: str, name: str) -> bool:
-        return True
-
-    def post_event(self, body: dict[str, Any], **_: Any) -> None:
-        return None
-
-    def list_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
-        return []
-
-    def list_workloads(self, namespace: str, job_uid: str) -> list[dict[str, Any]]:
-        return []
+    def add(self, doc: dict[str, Any]) -> None:  # type: ignore[override]
+        self.add_doc(doc)
 
 
 def play_worker(store: Any, job: dict[str, Any], model_bytes: bytes, gated: set[str]) -> None:
@@ -172,20 +82,17 @@ def play_worker(store: Any, job: dict[str, Any], model_bytes: bytes, gated: set[
 
 
 def finish(job: dict[str, Any]) -> None:
-    job["status"] = {"startTime": "2026-01-01T00:00:00Z", "completionTime": "2026-01-01T00:06:00Z",
-                     "succeeded": job["spec"].get("completions") or 1, "failed": 0,
-                     "conditions": [{"type": "Complete", "status": "True"}]}
+    complete_job(job)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """The loop on the synthloop found first on sys.path."""
-    from synthloop.artifacts.store import ArtifactNotFound, ArtifactStore
+    from synthloop.artifacts.store import ArtifactStore
     from synthloop.controllers.config import OperatorConfig
     from synthloop.controllers.reconcile import Reconciler
 
     tmp = Path(tempfile.mkdtemp(prefix="synthloop-bench-bytes-"))
-    backend = CountingBackend(tmp)
-    backend.not_found = ArtifactNotFound  # type: ignore[attr-defined]
+    backend = DirBackend(tmp)
     store = ArtifactStore(s3=backend)  # type: ignore[arg-type]
     api = Api()
     rec = Reconciler(cluster=api, store=store, config=OperatorConfig(s3_endpoint="minio:9000"))  # type: ignore[arg-type]
@@ -211,7 +118,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                for b in api.crs.values()):
             break
     shutil.rmtree(tmp, ignore_errors=True)
-    return {"downloaded_bytes": backend.get_bytes, "gets": backend.gets, "heads": backend.heads,
+    return {"downloaded_bytes": backend.get_bytes, "gets": len(backend.gets), "heads": backend.heads,
             "downloaded_by_kind": backend.got, "passes": passes, "jobs": len(api.jobs),
             "phases": {name: (b.get("status") or {}).get("phase") for (_, name), b in api.crs.items()},
             "failed": {name: next((c["message"] for c in (b.get("status") or {}).get("conditions", [])

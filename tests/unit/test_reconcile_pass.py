@@ -2,157 +2,31 @@
 
 The real apiserver and MinIO are exercised by tests/integration/test_operator*.py; here the
 pass's decisions (which Job next, when a stage counts as done, gates, promotion, failure
-reasons, status written only on change) are checked in milliseconds. The two stand-ins below
-implement exactly the calls the operator makes (``Cluster``'s methods and the store backend).
+reasons, status written only on change) are checked in milliseconds. The two stand-ins
+(tests/fakes.py, shared with bench/) implement exactly the calls the operator makes
+(``Cluster``'s methods and the store backend).
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import shutil
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from synthloop.api.v1alpha1 import API_VERSION
 from synthloop.artifacts.manifest import ArtifactRef, Manifest, write_manifest
 from synthloop.artifacts.promotion import read_promotion
-from synthloop.artifacts.store import ArtifactNotFound, ArtifactStore, Head
-from synthloop.artifacts.uris import ArtifactURI, join
+from synthloop.artifacts.store import ArtifactStore
+from synthloop.artifacts.uris import join
 from synthloop.controllers import reasons as R
 from synthloop.controllers.config import OperatorConfig
 from synthloop.controllers.reconcile import Reconciler
+from tests.fakes import ApiServer, DirBackend
 
 pytestmark = pytest.mark.unit
 NS = "team"
-
-
-class DirBackend:
-    """``s3://bucket/key`` objects as files under a directory (the store's backend protocol)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.meta: dict[str, str] = {}
-        self.heads = 0
-        self.gets: list[str] = []
-
-    def _path(self, loc: ArtifactURI) -> Path:
-        return self.root / loc.bucket / loc.key
-
-    def put(self, loc: ArtifactURI, path: Path, *, sha256: str) -> None:
-        dest = self._path(loc)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, dest)
-        self.meta[str(loc)] = sha256
-
-    def get(self, loc: ArtifactURI, path: Path) -> None:
-        self.gets.append(str(loc))
-        if not self._path(loc).is_file():
-            raise ArtifactNotFound(str(loc))
-        shutil.copyfile(self._path(loc), path)
-
-    def exists(self, loc: ArtifactURI) -> bool:
-        return self._path(loc).is_file()
-
-    def head(self, loc: ArtifactURI) -> Head:
-        """Size and recorded sha256 (what S3 keeps as x-amz-meta-sha256); counted, like the GETs."""
-        self.heads += 1
-        if not self._path(loc).is_file():
-            raise ArtifactNotFound(str(loc))
-        st = self._path(loc).stat()
-        return Head(size=st.st_size, sha256=self.meta.get(str(loc), ""), etag=f"{st.st_mtime_ns}-{st.st_size}")
-
-    def keys(self, loc: ArtifactURI) -> Iterator[str]:
-        base = self.root / loc.bucket
-        for p in sorted(base.rglob("*")):
-            key = p.relative_to(base).as_posix()
-            if p.is_file() and key.startswith(loc.key):
-                yield f"s3://{loc.bucket}/{key}"
-
-    def delete(self, loc: ArtifactURI) -> None:
-        self._path(loc).unlink(missing_ok=True)
-
-
-class ApiServer:
-    """The objects the operator reads and writes, with a count of status writes and Events."""
-
-    def __init__(self) -> None:
-        self.crs: dict[tuple[str, str], dict[str, Any]] = {}
-        self.jobs: dict[str, dict[str, Any]] = {}
-        self.services: dict[str, dict[str, Any]] = {}
-        self.secrets = {"synthloop-minio"}
-        self.status_writes = 0
-        self.events: list[tuple[str, str, str]] = []
-        self.event_names: set[str] = set()
-        self.pods: dict[str, list[dict[str, Any]]] = {}  # Job name -> its pods, as the kubelet left them
-        self.workloads: list[dict[str, Any]] = []  # Kueue's, as its controller would write them
-
-    def add(self, kind: str, name: str, spec: dict[str, Any], *, age_s: float = 3600) -> None:
-        created = (datetime.now(UTC) - timedelta(seconds=age_s)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        self.crs[(kind, name)] = {"apiVersion": API_VERSION, "kind": kind, "metadata": {
-            "name": name, "namespace": NS, "uid": f"uid-{name}", "generation": 1, "creationTimestamp": created,
-        }, "spec": spec}
-
-    def status(self, kind: str, name: str) -> dict[str, Any]:
-        return dict(self.crs[(kind, name)].get("status") or {})
-
-    def condition(self, kind: str, name: str, type_: str) -> dict[str, Any]:
-        return next(c for c in self.status(kind, name)["conditions"] if c["type"] == type_)
-
-    # -- the Cluster interface ----------------------------------------------------------
-    def get_cr(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        body = self.crs.get((kind, name))
-        return copy.deepcopy(body) if body else None
-
-    def list_crs(self, kind: str, namespace: str) -> list[dict[str, Any]]:
-        return [copy.deepcopy(b) for (k, _), b in self.crs.items() if k == kind]
-
-    def patch_status(self, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        status = self.crs[(kind, name)].setdefault("status", {})
-        for k, v in patch.items():
-            if v is None:
-                status.pop(k, None)
-            else:
-                status[k] = v
-        self.status_writes += 1
-
-    def list_jobs(self, namespace: str, owner_uid: str) -> list[dict[str, Any]]:
-        return [copy.deepcopy(j) for j in self.jobs.values()
-                if j["metadata"]["labels"]["synthloop.io/owner-uid"] == owner_uid]
-
-    def apply(self, obj: dict[str, Any]) -> None:
-        target = self.jobs if obj["kind"] == "Job" else self.services
-        target.setdefault(obj["metadata"]["name"], copy.deepcopy(obj))
-
-    def list_workloads(self, namespace: str, job_uid: str) -> list[dict[str, Any]]:
-        return [copy.deepcopy(w) for w in self.workloads
-                if w["metadata"]["labels"].get("kueue.x-k8s.io/job-uid") == job_uid]
-
-    def secret_exists(self, namespace: str, name: str) -> bool:
-        return name in self.secrets
-
-    def post_event(self, body: dict[str, Any], *, type_: str, reason: str, message: str,
-                   name: str | None = None) -> None:
-        if name is not None and name in self.event_names:
-            return  # 409 AlreadyExists: posted by an earlier pass
-        if name is not None:
-            self.event_names.add(name)
-        self.events.append((body["metadata"]["name"], reason, message))
-
-    def list_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
-        return [copy.deepcopy(p) for p in self.pods.get(job_name, [])]
-
-    # -- the Job controller and the workers, played by the test ------------------------
-    def finish(self, job: str, *, ok: bool = True) -> None:
-        status = self.jobs[job].setdefault("status", {})
-        status.update({"startTime": "2026-01-01T00:00:00Z", "completionTime": "2026-01-01T00:06:00Z",
-                       "succeeded": self.jobs[job]["spec"]["completions"] if ok else 0, "failed": 0 if ok else 3})
-        status["conditions"] = [{"type": "Complete" if ok else "Failed", "status": "True",
-                                 "reason": "" if ok else "BackoffLimitExceeded"}]
 
 
 def worker_config(api: ApiServer, job: str) -> dict[str, Any]:
