@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from synthloop.api.v1alpha1.common import CommonSpec
 from synthloop.api.validate import SpecError
 from synthloop.builders.profiles import HardwareProfile
 from synthloop.controllers import reasons as R
@@ -24,7 +25,7 @@ class Admitted:
     """A spec that may run: its kind's plugin, the typed spec, the profile, the pass's object cache."""
 
     plugin: KindPlugin[Any]
-    spec: Any  # the plugin's spec type (KindPlugin[SpecT].spec_type)
+    spec: CommonSpec  # of the plugin's spec_type (its own methods take it as that)
     profile: HardwareProfile
     lookup: Lookup
 

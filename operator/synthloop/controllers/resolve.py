@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from synthloop import catalog
 from synthloop.api.v1alpha1.common import Source
 from synthloop.artifacts.promotion import PromotionPointer
 from synthloop.artifacts.uris import join
@@ -102,7 +103,7 @@ def _outputs(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def _promoter(lookup: Lookup, name: str) -> str:
     """Who is expected to promote ``name`` and how it stands, for the waiting message."""
-    for kind in ("AlignJob", "PretrainJob", "RewardTrain"):
+    for kind in (*catalog.MODEL_PRODUCERS, *catalog.REWARD_PRODUCERS):  # the kinds with spec.promotion
         for body in lookup.list(kind):
             promo = ((body.get("spec") or {}).get("promotion") or {}).get("name")
             if promo == name:
