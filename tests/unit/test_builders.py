@@ -342,6 +342,16 @@ def test_single_node_training_runs_standalone_torchrun_and_keeps_pod_retries() -
     assert len(job["spec"]["podFailurePolicy"]["rules"]) == 2
 
 
+def test_eval_runs_a_rank_per_gpu_under_torchrun() -> None:
+    """Data-parallel eval: the eval worker shards its items across the ranks torchrun starts."""
+    cr = AlignJob.model_validate(example("alignjob.yaml"))
+    plan = eval_stage(cr.spec.evaluation, prefix=PREFIX, stage="eval", model="s3://b/m/", inputs={}, gpus=8)
+    job = build(plan, kind="AlignJob", resources=cr.spec.resources)
+    assert _container(job)["command"] == [
+        "python", "-m", "synthloop.workers.runtime.launch", "--nnodes=1", "--nproc-per-node=8",
+        "--max-restarts=0", "--standalone", "-m", "synthloop.workers.cli", "eval"]
+
+
 def test_rendezvous_ports_are_per_job_and_in_range() -> None:
     from synthloop.builders.jobs import RENDEZVOUS_PORTS
 

@@ -100,9 +100,15 @@ def fetch_model_dir(
     try:
         store.download_dir(prefix + "/", partial)
         (partial / _COMPLETE).write_text(prefix)
-        if dest.exists():  # another process won the race, or a stale incomplete copy
+        if (dest / _COMPLETE).is_file():  # another process (a rank of this pod) won the race:
+            return dest                   # keep its copy, which it may be reading already
+        if dest.exists():  # a stale incomplete copy
             shutil.rmtree(dest, ignore_errors=True)
-        os.replace(partial, dest)
+        try:
+            os.replace(partial, dest)
+        except OSError:
+            if not (dest / _COMPLETE).is_file():
+                raise
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return dest

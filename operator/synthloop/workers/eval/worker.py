@@ -83,9 +83,11 @@ class Ranks:
         """Every rank's results for its slice, in rank order: the one-process list."""
         return gather_lists(values, self.env)
 
-    def map(self, items: Sequence[Any], fn: Any) -> list[Any]:
+    def map(self, items: Sequence[Any], fn: Any, *, what: str) -> list[Any]:
         """``fn(my slice of items)`` on every rank, gathered: the one-process ``fn(items)``."""
         share = self.mine(len(items))
+        if self.env.world_size > 1:
+            log("rank-share", rank=self.env.rank, what=what, items=[share.start, share.stop], of=len(items))
         return self.gather(list(fn([items[i] for i in share])) if len(share) else [])
 
 
@@ -156,7 +158,7 @@ def run(config: WorkerConfig) -> int:
                              if "://" in task else multiple_choice.builtin_task(task))
                     chosen = list(range(len(items)))[: suite.limit] if suite.limit else list(range(len(items)))
                     right = ranks.map(chosen, partial(multiple_choice.score_items, model, tokenizer, items,
-                                                      k_shot=suite.k_shot, seed=params.seed))
+                                                      k_shot=suite.k_shot, seed=params.seed), what=f"mc.{name}")
                     for key, k in (("acc", 0), ("acc_norm", 1)):
                         metrics[f"mc.{name}.{key}"] = sum(r[k] for r in right) / len(right)
                         counts[f"mc.{name}.{key}"] = len(right)
@@ -170,7 +172,8 @@ def run(config: WorkerConfig) -> int:
                 prompts = prompts[: suite.limit] if suite.limit else prompts
                 backend = gens.get("model", loaded)
                 responses = ranks.map(prompts, lambda part, b=backend: greedy(
-                    b, [[{"role": "user", "content": i.prompt}] for i in part], max_tokens=params.max_new_tokens))
+                    b, [[{"role": "user", "content": i.prompt}] for i in part], max_tokens=params.max_new_tokens),
+                    what="ifeval")
                 m, c = ifeval.score_responses(prompts, responses)
                 metrics.update(m)
                 counts.update(c)
@@ -246,7 +249,7 @@ def _generative(io: Run, store: Any, suite: EvalSuite, params: EvalParams, backe
                  else generative.builtin_task(task, n=suite.limit or 64, seed=params.seed))
         prompts = generative.prompts(items, k_shot=suite.k_shot, seed=params.seed, limit=suite.limit)
         responses = ranks.map(prompts, lambda part: [c[0].text.strip() for c in memo.generate(
-            part, sampling=generative.greedy_sampling(params.max_new_tokens))])
+            part, sampling=generative.greedy_sampling(params.max_new_tokens))], what=f"gen.{name}")
         res = generative.result_of(items, responses)
         metrics[f"gen.{name}.acc"], metrics[f"gen.{name}.acc_stderr"] = res.accuracy, res.stderr
         counts[f"gen.{name}.acc"] = counts[f"gen.{name}.acc_stderr"] = res.n
@@ -306,5 +309,5 @@ def _preference_accuracy(io: Run, store: Any, config: WorkerConfig, suite: EvalS
         rl = scorer.reward([p.conversation(p.rejected) for p in part], params.reward_weights)
         return [a > b for a, b in zip(rc, rl, strict=True)]
 
-    won = ranks.map(pairs, wins)
+    won = ranks.map(pairs, wins, what="preference")
     return {"preference.accuracy": sum(won) / len(won)}, {"preference.accuracy": len(won)}

@@ -74,6 +74,8 @@ def local_backend(
         from synthloop.workers.synth.backends.vllm_backend import VLLMBackend
 
         quant: dict[str, Any] = {"quantization": quantization} if quantization else {}  # vLLM FP8 weights
+        if device and device.startswith("cuda:") and tensor_parallel == 1:
+            pin_engine_gpu(int(device.partition(":")[2]))
         return VLLMBackend(model=model, tensor_parallel=tensor_parallel, store=store,
                            cache_dir=cache_dir, dtype=dtype, **quant)
     if name != "transformers":
@@ -82,3 +84,12 @@ def local_backend(
 
     return TransformersBackend(model=model, batch_size=batch_size, store=store, cache_dir=cache_dir,
                                dtype=dtype, num_threads=cpu_threads, device=device, loaded=loaded)
+
+
+def pin_engine_gpu(index: int) -> None:
+    """Give the vLLM engine (a subprocess it spawns) only this rank's GPU: ranks of a
+    data-parallel eval each run their own one-GPU engine instead of all starting on GPU 0."""
+    import os
+
+    visible = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    os.environ["CUDA_VISIBLE_DEVICES"] = visible[index] if index < len(visible) else str(index)
