@@ -24,7 +24,7 @@ from synthloop.api.worker import WorkerConfig
 from synthloop.builders.names import STAGE_LABEL, owner_labels
 from synthloop.builders.podtemplate import apply_pod_template
 from synthloop.builders.profiles import HardwareProfile
-from synthloop.workers.errors import DEFAULT_TERMINATION_PATH, EXIT_INVALID_INPUT
+from synthloop.exitcodes import DEFAULT_TERMINATION_PATH, EXIT_INVALID_INPUT
 
 JOB_LABEL = "synthloop.io/job"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"

@@ -16,7 +16,7 @@ from synthloop.artifacts.checkpoints import Checkpoints, checkpoint_step
 from synthloop.artifacts.store import ArtifactNotFound, ArtifactStore
 from synthloop.builders.names import attempt_job_name
 from synthloop.controllers.status import PodFailure
-from synthloop.workers.errors import EXIT_INVALID_INPUT
+from synthloop.exitcodes import EXIT_INVALID_INPUT
 
 #: An attempt ended by a disruption (a rank preempted or drained) does not spend backoffLimit;
 #: past this many attempts beyond it, the stage fails anyway.

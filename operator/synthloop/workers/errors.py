@@ -12,14 +12,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-#: sysexits.h EX_CONFIG. The one source: builders put it in every Job's podFailurePolicy.
-EXIT_INVALID_INPUT = 78
-#: Where a container writes its termination message (``terminationMessagePath``). A process
-#: node has no mount namespace, so its agent points this env at a per-container file instead.
-TERMINATION_PATH_ENV = "SYNTHLOOP_TERMINATION_MESSAGE_PATH"
-DEFAULT_TERMINATION_PATH = "/dev/termination-log"
-#: What the kubelet keeps of a termination message.
-MAX_MESSAGE_BYTES = 4096
+from synthloop.exitcodes import (  # the one source: builders and controllers read them there
+    DEFAULT_TERMINATION_PATH,
+    EXIT_INVALID_INPUT,
+    MAX_MESSAGE_BYTES,
+    TERMINATION_PATH_ENV,
+)
+
+__all__ = ["DEFAULT_TERMINATION_PATH", "EXIT_INVALID_INPUT", "MAX_MESSAGE_BYTES", "TERMINATION_PATH_ENV",
+           "InvalidInput", "one_line", "validation_message", "write_termination_message"]
 
 
 class InvalidInput(ValueError):
