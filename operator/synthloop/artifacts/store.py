@@ -61,17 +61,43 @@ class ArtifactCorrupt(ValueError):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounded retries with exponential backoff and jitter for transient store errors."""
+    """Bounded retries with exponential backoff and jitter for transient store errors.
+
+    ``attempts`` bounds the tries; ``deadline_seconds``, when set, also keeps retrying (past
+    ``attempts``) until that long after the first try, so an outage of a known length is
+    absorbed whatever the backoff's jitter did.
+    """
 
     attempts: int = 5
     base_seconds: float = 0.5
     max_seconds: float = 8.0
+    deadline_seconds: float | None = None
 
     def delay(self, attempt: int) -> float:
-        return float(min(self.max_seconds, self.base_seconds * (2 ** attempt)) * (0.5 + random.random() / 2))
+        return float(min(self.max_seconds, self.base_seconds * (2 ** min(attempt, 30)))
+                     * (0.5 + random.random() / 2))
+
+    def again(self, attempt: int, elapsed: float) -> bool:
+        """Whether a transient failure of try ``attempt`` (0-based), ``elapsed`` seconds after
+        the first try, gets another try."""
+        if attempt + 1 < self.attempts:
+            return True
+        return self.deadline_seconds is not None and elapsed < self.deadline_seconds
 
 
 NO_RETRY = RetryPolicy(attempts=1)
+#: What worker processes use: the store down for a restart (tens of seconds) is waited out, with
+#: at most 4 s between tries; two minutes of failures is an outage, and the pod fails.
+WORKER_RETRY = RetryPolicy(attempts=5, base_seconds=0.5, max_seconds=4.0, deadline_seconds=120.0)
+_default_retry = RetryPolicy()
+
+
+def set_default_retry(policy: RetryPolicy) -> None:
+    """The policy of every store this process opens without its own (a worker sets
+    :data:`WORKER_RETRY` at start; the operator keeps the short default: a reconcile pass must
+    not block for minutes, its next pass retries anyway)."""
+    global _default_retry
+    _default_retry = policy
 _TRANSIENT_S3 = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "XMinioServerNotInitialized",
                  "XMinioStorageFull", "OperationTimedOut"}
 
@@ -252,12 +278,13 @@ class ArtifactStore:
 
     def __init__(self, *, s3: _S3Backend | None = None, retry: RetryPolicy | None = None,
                  on_error: Callable[[str, BaseException], None] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._s3 = s3
         self._file = _FileBackend()
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or _default_retry
         self.on_error = on_error
-        self._sleep = sleep
+        self._sleep, self._clock = sleep, clock
         self.downloaded = 0
 
     def _backend(self, loc: ArtifactURI) -> _Backend:
@@ -271,7 +298,9 @@ class ArtifactStore:
 
     def _call(self, operation: str, loc: ArtifactURI, fn: Callable[[], T]) -> T:
         """``fn()`` with bounded retries of transient errors; the last error propagates."""
-        for attempt in range(self.retry.attempts):
+        started = self._clock()
+        attempt = 0
+        while True:
             try:
                 return fn()
             except ArtifactNotFound:
@@ -279,13 +308,14 @@ class ArtifactStore:
             except Exception as exc:
                 if self.on_error is not None:
                     self.on_error(operation, exc)
-                if attempt + 1 >= self.retry.attempts or not transient(exc):
+                if not transient(exc) or not self.retry.again(attempt, self._clock() - started):
                     raise
                 delay = self.retry.delay(attempt)
-                log.warning("%s %s failed (%s: %s); retry %d/%d in %.1fs", operation, loc, type(exc).__name__,
-                            exc, attempt + 1, self.retry.attempts - 1, delay)
+                log.warning("%s %s failed (%s: %s); retry %d in %.1fs (%.0fs since the first try)",
+                            operation, loc, type(exc).__name__, exc, attempt + 1, delay,
+                            self._clock() - started)
                 self._sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+                attempt += 1
 
     # -- writing ---------------------------------------------------------------------------
     def put_file(self, uri: str, path: str | os.PathLike[str]) -> ObjectInfo:
@@ -425,5 +455,5 @@ def open_store(uri_hint: str | None = None, *, env: dict[str, str] | None = None
     )
 
 
-__all__ = ["ArtifactCorrupt", "ArtifactNotFound", "ArtifactStore", "Head", "ObjectInfo", "RetryPolicy",
-           "expect_checksums", "open_store", "sha256_file"]
+__all__ = ["WORKER_RETRY", "ArtifactCorrupt", "ArtifactNotFound", "ArtifactStore", "Head", "ObjectInfo", "RetryPolicy",
+           "expect_checksums", "open_store", "set_default_retry", "sha256_file"]

@@ -44,9 +44,15 @@ def _run(task: str, config_source: str | None) -> int:
         config = load_worker_config(config_source)
     except (ValidationError, ValueError) as exc:  # the operator's envelope: JSON or schema
         raise InvalidInput(f"worker config: {validation_message(exc)}") from exc
-    from synthloop.artifacts.store import ArtifactCorrupt, expect_checksums
+    from synthloop.artifacts.store import (
+        WORKER_RETRY,
+        ArtifactCorrupt,
+        expect_checksums,
+        set_default_retry,
+    )
 
     expect_checksums(config.checksums)  # every download of an input checks its sha256
+    set_default_retry(WORKER_RETRY)  # a store restart is waited out, not a failed attempt
     module = importlib.import_module(TASKS[task])
     try:
         return int(module.run(config) or 0)
