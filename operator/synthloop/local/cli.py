@@ -65,6 +65,16 @@ def register(subparsers: Any) -> None:
     down = sub.add_parser("down", help="stop exactly the processes `up` started")
     down.set_defaults(func=cmd_down)
 
+    restart = sub.add_parser("restart", help="stop one component, keep it down a while, start it "
+                                             "again and wait until it is ready (fault drills)")
+    restart.add_argument("component", help="etcd, kube-apiserver, kube-controller-manager, "
+                                           "kube-scheduler or minio")
+    restart.add_argument("--down-seconds", type=float, default=0.0,
+                         help="seconds it stays down before it starts again (default 0)")
+    restart.add_argument("--grace", type=float, default=10.0,
+                         help="seconds between SIGTERM and SIGKILL (default 10)")
+    restart.set_defaults(func=cmd_restart)
+
     status = sub.add_parser("status", help="show processes and nodes")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
@@ -166,6 +176,16 @@ def cmd_down(args: argparse.Namespace) -> int:
 
     try:
         down()
+    except ClusterError as exc:
+        return _err(str(exc))
+    return 0
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    from synthloop.local.cluster import ClusterError, restart
+
+    try:
+        restart(args.component, down_seconds=args.down_seconds, grace=args.grace)
     except ClusterError as exc:
         return _err(str(exc))
     return 0

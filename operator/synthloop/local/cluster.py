@@ -588,6 +588,82 @@ def down(*, paths: LocalPaths | None = None, progress: Progress = _stderr) -> in
     return running
 
 
+#: Components `restart` can bounce on a running cluster (what a fault test takes down).
+RESTARTABLE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "minio")
+
+
+def restart(
+    component: str,
+    *,
+    paths: LocalPaths | None = None,
+    down_seconds: float = 0.0,
+    grace: float = 10.0,
+    while_down: Callable[[], object] | None = None,
+    progress: Progress = _stderr,
+) -> ProcessRecord:
+    """Stop one component, keep it down ``down_seconds``, start it again with the same argv and
+    data, and return once it answers its readiness check again.
+
+    For fault tests and for operators of the embedded cluster: what a rolling restart of MinIO
+    or the apiserver looks like to clients (``grace``: seconds between SIGTERM and SIGKILL;
+    ``while_down``: called once it is stopped, e.g. to wait for a pod to end in the outage). The
+    state file records the new pid, so `down` and `status` keep working; the other components
+    are left to reconnect on their own.
+    """
+    paths = paths or LocalPaths.default()
+    if component not in RESTARTABLE:
+        raise ClusterError(f"cannot restart {component!r}; expected one of {list(RESTARTABLE)}")
+    with _locked(paths):
+        state = running_state(paths)
+        if state is None:
+            raise ClusterError(f"no running local cluster under {paths.local_dir}; start one with "
+                               "`synthloop local up`")
+        old = next(p for p in state.processes if p.name == component)
+        progress(stop_process(old, grace=grace))
+        stopped = time.monotonic()
+        try:
+            if while_down is not None:
+                while_down()
+        finally:  # whatever while_down did, the component comes back
+            time.sleep(max(0.0, down_seconds - (time.monotonic() - stopped)))
+            record = _start_again(state, old, paths=paths, progress=progress)
+    return record
+
+
+def _start_again(state: ClusterState, old: ProcessRecord, *, paths: LocalPaths,
+                 progress: Progress) -> ProcessRecord:
+    """Start a stopped component with its recorded argv (MinIO with its credentials), record
+    the new pid, and wait until it is ready."""
+    env = None
+    if old.name == "minio":
+        env = dict(os.environ, MINIO_ROOT_USER=state.access_key,
+                   MINIO_ROOT_PASSWORD=state.secret_key, MINIO_BROWSER="off", MINIO_UPDATE="off")
+    record = start_process(old.name, old.argv, log_path=Path(old.log), env=env)
+    state.processes = [record if p.name == old.name else p for p in state.processes]
+    state.save(paths.state_file)
+    progress(f"restarted {old.name} (pid {record.pid})")
+    _wait_component(state, record, pki=ensure_pki(paths.pki_dir))
+    return record
+
+
+def _wait_component(state: ClusterState, record: ProcessRecord, *, pki: Pki) -> None:
+    """The readiness check `up` waits on for this component."""
+    o = state.options
+    timeout = o.ready_timeout
+    if record.name == "etcd":
+        _wait_http(f"http://127.0.0.1:{o.etcd_port}/health", record=record, timeout=timeout)
+    elif record.name == "kube-apiserver":
+        ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
+        _wait_http(f"{state.server}/readyz", record=record, timeout=timeout, context=ctx)
+    elif record.name == "minio":
+        _wait_http(f"http://127.0.0.1:{o.minio_port}/minio/health/ready", record=record,
+                   timeout=timeout)
+    else:
+        port = o.controller_manager_port if record.name == "kube-controller-manager" else o.scheduler_port
+        _wait_http(f"https://127.0.0.1:{port}/healthz", record=record, timeout=timeout,
+                   context=_insecure_context())
+
+
 def status(*, paths: LocalPaths | None = None) -> dict[str, Any]:
     """Process liveness and node readiness, for `synthloop local status`."""
     paths = paths or LocalPaths.default()
