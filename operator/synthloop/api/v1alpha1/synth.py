@@ -91,6 +91,10 @@ class Prompts(Model):
     python: int = Field(default=0, ge=0, description="Python problems from keywords.")
     instruction_following: int = Field(default=0, ge=0, description="Prompts with verifiable constraints.")
     two_turn: int = Field(default=0, ge=0, description="User, assistant, user prompts.")
+    refusals: int = Field(
+        default=0, ge=0, description="Unanswerable prompts (real-time, personal, physical actions) paired with a "
+        "refusal as their SFT response and as the chosen response of a pair."
+    )
     topics: list[str] = Field(default_factory=list, description="Seed macro topics (default: built-in).")
     keywords: list[str] = Field(default_factory=list, description="Seed math/Python keywords (default: built-in).")
     documents: Source | None = Field(default=None, description="JSONL documents ({text}) for closed QA (a uri).")
@@ -140,18 +144,23 @@ class Dedup(Model):
     near_threshold: float = Field(default=0.9, gt=0, le=1, description="Jaccard similarity above which two are duplicates.")
 
 
-class SynthRoundSpec(CommonSpec, PodSettings):
-    """Generate a round of synthetic data: prompts, dialogues and preference pairs."""
+class SynthSettings(Model):
+    """What the synth worker reads (the same fields on the spec and in the pod's params)."""
 
     generator: Generator = Field(description="The model that generates, and how it samples.")
     prompts: Prompts = Field(default_factory=Prompts, description="Prompts to make, per family of the report.")
     dialogues: Dialogues = Field(default_factory=Dialogues, description="Multi-turn dialogues to simulate.")
     preference: Preference = Field(default_factory=Preference, description="How preference pairs are made.")
-    reward_model: Source | None = Field(default=None, description="Reward model used as judge and filter.")
     reward_filter: RewardFilter = Field(default_factory=RewardFilter, description="Drop data scored low.")
     dedup: Dedup = Field(default_factory=Dedup, description="Duplicate removal.")
     shards: int = Field(default=1, ge=1, le=1024, description="Parallel generation shards (Indexed Job).")
     seed: int = Field(default=0, ge=0, description="Seed of every random choice of the round.")
+
+
+class SynthRoundSpec(CommonSpec, SynthSettings, PodSettings):
+    """Generate a round of synthetic data: prompts, dialogues and preference pairs."""
+
+    reward_model: Source | None = Field(default=None, description="Reward model used as judge and filter.")
 
     model_config = ConfigDict(
         json_schema_extra={
