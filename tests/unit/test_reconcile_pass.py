@@ -295,3 +295,19 @@ def test_a_restarted_operator_creates_no_duplicate_jobs_and_keeps_status(env: An
     after = api.status("SynthRound", "r1")
     assert after["startedAt"] == before["startedAt"] and after["attempts"] == 2
     assert after["progress"] == "0/2 shards" and after["gpuHours"] == 0.0
+
+
+def test_the_typed_status_keeps_what_the_pass_does_not_own_and_writes_only_changes(env: Any) -> None:
+    """The pass builds the API's Status model; keys it does not know (another controller's) stay."""
+    api, store, rec = env
+    store.put_bytes("s3://synthloop/models/gen/config.json", b"{}")
+    api.add("SynthRound", "r1", SYNTH)
+    api.crs[("SynthRound", "r1")]["status"] = {"phase": "Pending", "argocd.example/note": "kept"}
+    assert rec.reconcile("SynthRound", NS, "r1").state == "running"
+    st = api.status("SynthRound", "r1")
+    assert st["argocd.example/note"] == "kept" and st["phase"] == "Running" and st["runId"] == "uid-r1"
+    assert "keyMetric" not in st and "promotedAs" not in st  # unset fields stay out of the CR
+    rec.reconcile("SynthRound", NS, "r1")  # the Job is running now: the Running condition says so
+    writes = api.status_writes
+    assert rec.reconcile("SynthRound", NS, "r1").state == "running" and api.status_writes == writes
+    assert api.status("SynthRound", "r1")["argocd.example/note"] == "kept"

@@ -20,6 +20,7 @@ from synthloop.api.v1alpha1.common import Condition, Output, Status
 from synthloop.artifacts.uris import run_prefix
 from synthloop.builders.jobs import Owner
 from synthloop.controllers import conditions as C
+from synthloop.controllers.gates import GateReport
 from synthloop.controllers.kube import Cluster
 from synthloop.controllers.status import status_patch
 
@@ -115,7 +116,7 @@ class RunState:
         # sha256 by object URI of everything this pass knows (inputs, verified stage outputs):
         # a Job's worker checks what it downloads against the entries under its inputs.
         self.expected: dict[str, str] = {}
-        self.gate_report: Any = None  # set when the gates were evaluated (counted once, as a metric)
+        self.gate_report: GateReport | None = None  # set when the gates were evaluated (counted once, as a metric)
         self.retrying = False
 
     # -- status helpers --------------------------------------------------------------------
