@@ -20,13 +20,16 @@ from synthloop.artifacts.manifest import verify_manifest
 from synthloop.artifacts.store import open_store
 from synthloop.workers.synth import formats
 
+#: A SynthRound's settings as the operator hands them over (``SynthParams.of(spec)``); the
+#: generator and reward models arrive resolved in ``inputs``.
 PARAMS: dict[str, Any] = {
-    "families": {"math": 4, "python": 2, "openQA": 2, "closedQA": 2, "instructionFollowing": 2, "twoTurn": 1, "writing": 1},
-    "generator": {"backend": "transformers", "maxTokens": 12, "cpuThreads": 1, "batchSize": 32},
+    "prompts": {"math": 4, "python": 2, "openQA": 2, "closedQA": 2, "instructionFollowing": 2, "twoTurn": 1,
+                "writing": 1, "refusals": 1},
+    "generator": {"backend": "transformers", "model": {"uri": "s3://resolved/into/inputs/"}, "maxTokens": 12,
+                  "batchSize": 32},
     "dialogues": {"count": 2, "turns": 2},
     "preference": {"responsesPerPrompt": 2, "includeReference": True},
-    "rewardModel": {"threshold": -1000.0},
-    "quality": {"refusals": 1},
+    "rewardFilter": {"threshold": -1000.0},
     "shards": 2,
 }
 

@@ -199,14 +199,16 @@ def test_worker_config_json_validates_and_leaves_per_pod_fields_out() -> None:
 
 
 def test_synth_params_validate_with_the_synth_worker_model() -> None:
-    from synthloop.workers.synth.params import SynthParams
+    from synthloop.api.worker import SynthParams
+    from synthloop.workers.synth.families.base import family_options
 
     cr = SynthRound.model_validate(example("synthround.yaml"))
     (plan, _) = synth_stages(cr.spec, prefix=PREFIX, inputs={})
     params = SynthParams.model_validate(plan.params)
-    assert params.family_counts() == {"openQA": 20000, "writing": 5000, "closedQA": 5000, "math": 20000,
-                                      "python": 10000, "instructionFollowing": 20000, "twoTurn": 5000}
-    assert params.dialogues.count == 10000 and params.reward_model.threshold == 3.0
+    assert {k: o.count for k, o in family_options(params.prompts).items()} == {
+        "openQA": 20000, "writing": 5000, "closedQA": 5000, "math": 20000, "python": 10000,
+        "instructionFollowing": 20000, "twoTurn": 5000}
+    assert params.dialogues.count == 10000 and params.reward_filter.threshold == 3.0
     assert params.generator.backend == "vllm" and params.generator.tensor_parallel == 8
     assert params.shards == 16
 

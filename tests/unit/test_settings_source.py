@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import copy
 import subprocess
 import sys
 import typing
@@ -18,19 +17,41 @@ from synthloop.api.v1alpha1.align import AlignJob, Stage
 from synthloop.api.v1alpha1.common import EvalSuite
 from synthloop.api.v1alpha1.pretrain import Architecture, PretrainJob
 from synthloop.api.v1alpha1.reward import RewardTrain, RewardTraining
-from synthloop.api.worker import TASK_PARAMS, AlignParams, EvalParams, PretrainParams, RewardParams
-from synthloop.builders.stages import align_stages, eval_stage, pretrain_stages, reward_stages
+from synthloop.api.v1alpha1.synth import Dedup, Dialogues, Generator, SynthRound
+from synthloop.api.worker import (
+    TASK_PARAMS,
+    AlignParams,
+    EvalParams,
+    PretrainParams,
+    RewardParams,
+    SynthParams,
+)
+from synthloop.builders.stages import (
+    align_stages,
+    eval_stage,
+    pretrain_stages,
+    reward_stages,
+    synth_stages,
+)
 
 pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
 WORKERS = ROOT / "operator" / "synthloop" / "workers"
-#: Per worker module: the local names bound to API models, and their types.
+#: Per worker module: the names bound to API models (``self.params``: an attribute), and their types.
 TYPED_NAMES: dict[str, dict[str, type[BaseModel]]] = {
     "pretrain/worker.py": {"params": PretrainParams, "arch": Architecture},
     "reward/worker.py": {"params": RewardParams, "tp": RewardTraining},
     "align/worker.py": {"params": AlignParams, "st": Stage},
-    "eval/worker.py": {"params": EvalParams, "suite": EvalSuite},
+    "eval/worker.py": {"params": EvalParams, "suite": EvalSuite, "self.params": EvalParams},
+    "synth/shard.py": {"params": SynthParams},
+    "synth/io.py": {"params": SynthParams},
+    "synth/merge.py": {"params": SynthParams, "d": Dedup},
+    "synth/pipeline.py": {"params": SynthParams, "self.params": SynthParams, "dlg": Dialogues, "dd": Dedup},
+    "synth/dialogues.py": {"params": Dialogues},
+    "synth/backends/__init__.py": {"generator": Generator},
 }
+#: Worker folders that once had their own params.py copies of the API.
+WORKER_FOLDERS = ("align", "eval", "reward", "pretrain", "training", "runtime", "synth")
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
@@ -59,9 +80,13 @@ def undefined_settings(source: str, typed: dict[str, type[BaseModel]]) -> list[s
         if not isinstance(node, ast.Attribute) or isinstance(getattr(node, "ctx", None), ast.Store):
             continue
         found = _chain(node)
-        if found is None or found[0] not in typed:
+        if found is None:
             continue
         root, attrs = found
+        if attrs and f"{root}.{attrs[0]}" in typed:  # an attribute bound to a model: self.params
+            root, attrs = f"{root}.{attrs[0]}", attrs[1:]
+        elif root not in typed:
+            continue
         model: type[BaseModel] | None = typed[root]
         for attr in attrs:
             if model is None:
@@ -80,7 +105,7 @@ def undefined_settings(source: str, typed: dict[str, type[BaseModel]]) -> list[s
 def test_workers_read_only_settings_the_api_defines(module: str) -> None:
     source = (WORKERS / module).read_text()
     assert undefined_settings(source, TYPED_NAMES[module]) == []
-    for name in ("align", "eval", "reward", "pretrain", "training", "runtime"):
+    for name in WORKER_FOLDERS:
         assert f"synthloop.workers.{name}.params" not in source, "params models come from synthloop.api.worker"
 
 
@@ -90,10 +115,21 @@ def test_the_checker_catches_a_setting_the_api_does_not_define() -> None:
         "line 2: st.warmup ('warmup' is not a field of Stage)"]
 
 
+def test_the_checker_follows_an_attribute_bound_to_a_model() -> None:
+    source = "def f(self):\n    return self.params.dedup.exact + self.params.quality.refusals + self.other.x\n"
+    assert undefined_settings(source, {"self.params": SynthParams}) == [  # the chain and its prefix
+        "line 2: self.params.quality ('quality' is not a field of SynthParams)",
+        "line 2: self.params.quality.refusals ('quality' is not a field of SynthParams)"]
+
+
 def test_no_worker_side_copies_of_the_api() -> None:
-    for name in ("align", "eval", "reward", "pretrain", "training", "runtime"):
+    for name in WORKER_FOLDERS:
         assert not (WORKERS / name / "params.py").exists()
-    assert not (ROOT / "operator" / "synthloop" / "builders" / "params.py").exists()
+    for copy in ("params.py", "synthparams.py"):  # operator-side hand mappings
+        assert not (ROOT / "operator" / "synthloop" / "builders" / copy).exists()
+    # every worker module that reads params is checked above
+    readers = {str(p.relative_to(WORKERS)) for p in WORKERS.rglob("*.py") if "params." in p.read_text()}
+    assert readers <= set(TYPED_NAMES), sorted(readers - set(TYPED_NAMES))
 
 
 def _docs() -> list[dict[str, Any]]:
@@ -118,6 +154,15 @@ def test_params_built_from_every_example_are_the_specs_own_settings() -> None:
             (plan,) = reward_stages(rt, prefix=prefix, inputs={})
             got_r = RewardParams.model_validate(plan.params)
             assert got_r.weights == rt.weights and got_r.training == rt.training
+        elif kind == "SynthRound":
+            sr = SynthRound.model_validate(doc).spec
+            shards, merge = synth_stages(sr, prefix=prefix, inputs={})
+            got_s = SynthParams.model_validate(shards.params)
+            assert got_s == SynthParams.model_validate(merge.params)
+            assert (got_s.generator, got_s.prompts, got_s.dialogues, got_s.preference, got_s.reward_filter,
+                    got_s.dedup, got_s.shards, got_s.seed) == (sr.generator, sr.prompts, sr.dialogues,
+                                                               sr.preference, sr.reward_filter, sr.dedup,
+                                                               sr.shards, sr.seed)
         elif kind == "AlignJob":
             aj = AlignJob.model_validate(doc).spec
             plans = align_stages(aj, prefix=prefix, inputs={"model": "m"})
@@ -129,7 +174,7 @@ def test_params_built_from_every_example_are_the_specs_own_settings() -> None:
         else:
             continue
         seen.add(kind)
-    assert seen == {"PretrainJob", "RewardTrain", "AlignJob"}
+    assert seen == {"PretrainJob", "SynthRound", "RewardTrain", "AlignJob"}
 
 
 def test_the_drifts_are_gone() -> None:
@@ -147,7 +192,7 @@ def test_the_drifts_are_gone() -> None:
     b = PretrainParams.model_validate({"model": {"preset": "tiny"}, "batch_ramp": [{"global_batch_size": 8}],
                                        "phases": [{"name": "p", "steps": 1, "blend": [{"source": "qa", "weight": 1}]}]})
     assert a == b
-    assert set(TASK_PARAMS) == {"pretrain", "reward-train", "align", "eval"}
+    assert set(TASK_PARAMS) == {"synth", "synth-merge", "pretrain", "reward-train", "align", "eval"}
 
 
 def test_api_catalog_and_checks_do_not_import_torch() -> None:
@@ -158,66 +203,16 @@ def test_api_catalog_and_checks_do_not_import_torch() -> None:
 
 
 #: SynthRound fields that are not synth worker params: inputs (resolved into config.inputs),
-#: placement and pod settings (the Job), and what only the operator's first pass reads.
-SYNTH_OPERATOR_ONLY = {
-    "resources", "backoffLimit", "keepArtifacts", "podTemplate", "rewardModel", "generator.model",
-    "prompts.documents", "generator.apiKeySecret", "generator.parametersBillions",
-}
-
-
-def _leaves(node: Any, path: str = "") -> list[str]:
-    if isinstance(node, dict) and node:
-        return [p for k, v in node.items() for p in _leaves(v, f"{path}.{k}" if path else k)]
-    return [path]
-
-
-def _perturb(doc: dict[str, Any], path: str) -> None:
-    *parents, last = path.split(".")
-    node = doc
-    for p in parents:
-        node = node[p]
-    value = node[last]
-    if isinstance(value, bool):
-        node[last] = not value
-    elif isinstance(value, int | float):
-        node[last] = value + 1 if isinstance(value, int) else value / 2
-    elif isinstance(value, list):
-        node[last] = [*value, "extra"]
-    elif path == "preference.judge":
-        node[last] = "verifier"
-    elif path == "generator.backend":
-        node[last] = "transformers"
-        node.pop("quantization", None)
-    elif path == "generator.quantization":
-        del node[last]
-    else:
-        node[last] = str(value) + "x"
+#: placement and pod settings (the Job).
+SYNTH_OPERATOR_ONLY = {"resources", "backoffLimit", "keepArtifacts", "podTemplate", "rewardModel"}
 
 
 def test_every_synthround_setting_reaches_the_synth_worker() -> None:
-    """The synth worker still has its own params shape: every spec field must be mapped into it."""
-    from synthloop.api.v1alpha1.synth import SynthRoundSpec
-    from synthloop.builders.synthparams import synth_params
+    """The synth params are the spec's SynthSettings: every other spec field is the operator's."""
+    from pydantic.alias_generators import to_camel
 
-    spec = SynthRoundSpec.model_validate({
-        "generator": {"model": {"uri": "s3://b/m/"}, "backend": "vllm", "tensorParallel": 4, "maxTokens": 100,
-                      "temperature": 0.5, "topP": 0.8, "batchSize": 8, "quantization": "fp8"},
-        "prompts": {f: 3 for f in ("openQA", "writing", "closedQA", "math", "python", "instructionFollowing",
-                                   "twoTurn")} | {"topics": ["a"], "keywords": ["b"]},
-        "dialogues": {"count": 2, "turns": 2, "personas": ["p"]},
-        "preference": {"responsesPerPrompt": 3, "includeReference": True, "judge": "verifierThenReward"},
-        "rewardModel": {"uri": "s3://b/rm/"},
-        "rewardFilter": {"threshold": 1.0, "weights": {"helpfulness": 1.0}},
-        "dedup": {"exact": True, "nearThreshold": 0.8}, "shards": 2, "seed": 3,
-    })
-    wire = spec.wire()
-    base = synth_params(spec)
-    missing = []
-    for path in _leaves(wire):
-        if any(path == o or path.startswith(o + ".") for o in SYNTH_OPERATOR_ONLY):
-            continue
-        doc = copy.deepcopy(wire)
-        _perturb(doc, path)
-        if synth_params(SynthRoundSpec.model_validate(doc)) == base:
-            missing.append(path)
-    assert missing == []
+    from synthloop.api.v1alpha1.synth import SynthRoundSpec, SynthSettings
+
+    operator_only = {to_camel(n) for n in set(SynthRoundSpec.model_fields) - set(SynthSettings.model_fields)}
+    assert operator_only == SYNTH_OPERATOR_ONLY
+    assert set(SynthParams.model_fields) == set(SynthSettings.model_fields)

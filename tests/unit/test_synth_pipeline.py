@@ -15,14 +15,19 @@ from typing import Any
 
 import pytest
 
+from synthloop.api.v1alpha1.synth import PROMPT_FAMILIES as FAMILY_NAMES
+from synthloop.api.v1alpha1.synth import Dialogues
+from synthloop.api.worker import SynthParams
 from synthloop.workers.synth import formats
 from synthloop.workers.synth.backends.base import Completion, GenerationBackend, Message, Sampling
 from synthloop.workers.synth.families import FAMILIES, FamilyContext
-from synthloop.workers.synth.params import FAMILY_NAMES, FamilyParams, SynthParams
+from synthloop.workers.synth.families.base import FamilyOptions
 from synthloop.workers.synth.pipeline import Pipeline, verify
 from synthloop.workers.synth.stats import Stats
 
 pytestmark = pytest.mark.unit
+#: The spec's generator as the worker receives it (the backend here is the test's own).
+GENERATOR: dict[str, Any] = {"backend": "transformers", "model": {"uri": "file:///unused"}}
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +82,8 @@ class RuleBackend(GenerationBackend):
 
 
 def ctx_for(family: str, backend: GenerationBackend, stats: Stats, **options: Any) -> FamilyContext:
-    return FamilyContext(family=family, options=FamilyParams(**options), backend=backend,
+    seeds = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+    return FamilyContext(family=family, options=FamilyOptions(**seeds), backend=backend,
                          sampling=Sampling(max_tokens=16), stats=stats, seed=7)
 
 
@@ -132,11 +138,10 @@ def test_instruction_following_prompts_carry_their_constraints() -> None:
 
 def test_pipeline_on_a_garbage_generator_counts_and_keeps_going(backend: GenerationBackend) -> None:
     params = SynthParams.model_validate({
-        "families": {name: 2 for name in FAMILY_NAMES},
-        "generator": {"maxTokens": 12},
+        "prompts": {name: 2 for name in FAMILY_NAMES} | {"refusals": 2},
+        "generator": {**GENERATOR, "maxTokens": 12},
         "dialogues": {"count": 2, "turns": 2},
-        "preference": {"includeReference": True},
-        "quality": {"refusals": 2},
+        "preference": {"includeReference": True, "responsesPerPrompt": 2},
     })
     seen: list[str] = []
     out = Pipeline(params, backend=backend, progress=lambda stage, done, total: seen.append(stage)).run()
@@ -172,13 +177,14 @@ def test_reward_model_ranks_and_filters(backend: GenerationBackend, reward_dir: 
     from synthloop.workers.synth.judge import RewardJudge
 
     judge = RewardJudge(str(reward_dir), num_threads=1)
-    spec = {"families": {"openQA": 3, "writing": 2}, "generator": {"maxTokens": 10},
+    spec = {"prompts": {"openQA": 3, "writing": 2}, "generator": {**GENERATOR, "maxTokens": 10},
             "dialogues": {"count": 1, "turns": 1}, "preference": {"responsesPerPrompt": 3}}
     out = Pipeline(SynthParams.model_validate(spec), backend=backend, judge=judge).run()
     judged = [r for r in out.preference if r["judge"] == "reward_model"]
     assert len(judged) == len(out.preference) == out.stats.total("preference_accepted") > 0
     assert all(r["chosen_reward"] > r["rejected_reward"] for r in judged)
-    strict = Pipeline(SynthParams.model_validate({**spec, "rewardModel": {"threshold": 1e9}}), backend=backend, judge=judge).run()
+    strict = Pipeline(SynthParams.model_validate({**spec, "rewardFilter": {"threshold": 1e9}}), backend=backend,
+                      judge=judge).run()
     assert strict.sft == []
     assert strict.stats.get("openQA", "filtered_by_reward") == 3
     assert strict.stats.get("dialogue", "filtered_by_reward") == 1
@@ -187,7 +193,6 @@ def test_reward_model_ranks_and_filters(backend: GenerationBackend, reward_dir: 
 
 def test_dialogues_have_three_user_turns_without_filler_and_decode_greedily() -> None:
     from synthloop.workers.synth.dialogues import make_dialogues
-    from synthloop.workers.synth.params import DialogueParams
 
     class Recording(RuleBackend):
         def __init__(self) -> None:
@@ -199,7 +204,7 @@ def test_dialogues_have_three_user_turns_without_filler_and_decode_greedily() ->
 
     backend = Recording()
     stats = Stats()
-    made = make_dialogues(DialogueParams(count=2, personas=["a retired sailor"]), indices=[0, 1], backend=backend,
+    made = make_dialogues(Dialogues(count=2, personas=["a retired sailor"]), indices=[0, 1], backend=backend,
                           max_tokens=32, stats=stats, seed=0)
     assert len(made) == 2 and set(backend.temperatures) == {0.0}
     for dialogue_id, messages in made:

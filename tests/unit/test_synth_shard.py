@@ -25,12 +25,14 @@ from synthloop.workers.synth import formats, merge, shard
 
 pytestmark = pytest.mark.unit
 
+#: A SynthRound's settings as the operator hands them to the worker (``SynthParams.of(spec)``);
+#: the generator model itself arrives resolved in ``inputs.model``.
 PARAMS: dict[str, Any] = {
-    "families": {"math": 3, "python": 2, "openQA": 2, "instructionFollowing": 2},
-    "generator": {"maxTokens": 12, "cpuThreads": 1, "batchSize": 32},
+    "prompts": {"math": 3, "python": 2, "openQA": 2, "instructionFollowing": 2, "refusals": 1},
+    "generator": {"backend": "transformers", "model": {"uri": "file:///resolved/into/inputs"}, "maxTokens": 12,
+                  "batchSize": 32},
     "dialogues": {"count": 1, "turns": 2},
-    "preference": {"includeReference": True},
-    "quality": {"refusals": 1},
+    "preference": {"includeReference": True, "responsesPerPrompt": 2},
     "shards": 2,
 }
 
@@ -94,7 +96,7 @@ def test_two_shards_and_merge(tmp_path: Path, generator_dir: Path) -> None:
 
 
 def test_shard_killed_half_way_is_redone_without_duplicates(tmp_path: Path, generator_dir: Path) -> None:
-    cfg = config(tmp_path, generator_dir, index=1, families={"math": 40, "openQA": 20})
+    cfg = config(tmp_path, generator_dir, index=1, prompts={"math": 40, "openQA": 20})
     out = tmp_path / "out" / "shards" / "00001"
     env = {**os.environ, "SYNTHLOOP_WORKER_CONFIG": cfg.model_dump_json()}
     env.pop("JOB_COMPLETION_INDEX", None)
@@ -124,9 +126,9 @@ def test_bad_inputs_fail_fast_and_name_the_problem(tmp_path: Path, generator_dir
     assert shard.run(config(tmp_path, tmp_path / "no-such-model")) == 2
     assert "input model" in capsys.readouterr().err
 
-    assert shard.run(config(tmp_path, generator_dir, families={"poetry": 2})) == 2
+    assert shard.run(config(tmp_path, generator_dir, prompts={"poetry": 2})) == 2
     err = capsys.readouterr().err
-    assert "families.poetry" in err and "openQA" in err
+    assert "params.prompts.poetry" in err and "Extra inputs are not permitted" in err
 
     broken = tmp_path / "broken"
     broken.mkdir()
@@ -134,7 +136,9 @@ def test_bad_inputs_fail_fast_and_name_the_problem(tmp_path: Path, generator_dir
     assert shard.run(config(tmp_path, broken)) == 2
     assert "generator model" in capsys.readouterr().err
 
-    assert shard.run(config(tmp_path, generator_dir, rewardModel={"model": f"file://{tmp_path}/no-rm/"})) == 2
+    no_rm = config(tmp_path, generator_dir)
+    no_rm = no_rm.model_copy(update={"inputs": {**no_rm.inputs, "reward_model": f"file://{tmp_path}/no-rm/"}})
+    assert shard.run(no_rm) == 2
     assert "input reward_model: nothing exists at" in capsys.readouterr().err
 
     assert merge.run(config(tmp_path, generator_dir, task="synth-merge")) == 2
@@ -145,8 +149,7 @@ def test_closed_qa_uses_the_documents_input(tmp_path: Path, generator_dir: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     docs = tmp_path / "docs.jsonl"
     docs.write_text("".join(json.dumps({"text": f"The zeppelin number {i} landed in Oslo."}) + "\n" for i in range(3)))
-    cfg = config(tmp_path, generator_dir, index=0, families={"closedQA": 3}, dialogues={"count": 0},
-                 quality={"refusals": 0}, shards=1)
+    cfg = config(tmp_path, generator_dir, index=0, prompts={"closedQA": 3}, dialogues={"count": 0}, shards=1)
     cfg = cfg.model_copy(update={"inputs": {**cfg.inputs, "documents": f"file://{docs}"}, "num_shards": 1})
     assert shard.run(cfg) == 0
     sft = rows(tmp_path / "out" / "shards" / "00000" / "sft.jsonl")

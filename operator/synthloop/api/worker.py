@@ -20,6 +20,7 @@ from synthloop.api.v1alpha1.align import AlignJobSpec, AlignSettings, Stage
 from synthloop.api.v1alpha1.common import EvalSettings, EvalSuite, Evaluation
 from synthloop.api.v1alpha1.pretrain import PretrainJobSpec, PretrainSettings
 from synthloop.api.v1alpha1.reward import AttributeWeights, RewardSettings, RewardTrainSpec
+from synthloop.api.v1alpha1.synth import SynthRoundSpec, SynthSettings
 
 CONFIG_ENV = "SYNTHLOOP_WORKER_CONFIG"
 TASKS = ("synth", "synth-merge", "pretrain", "reward-train", "align", "eval")
@@ -142,6 +143,16 @@ class EvalParams(EvalSettings):
                                    "reward_weights": weights})
 
 
+class SynthParams(SynthSettings):
+    """``params`` of the ``synth`` shards and the ``synth-merge`` Job: the spec's synth settings
+    (inputs such as the generator and reward models arrive resolved in ``inputs``)."""
+
+    @classmethod
+    def of(cls, spec: SynthRoundSpec) -> SynthParams:
+        return cls.model_validate(spec.model_dump(include=set(SynthSettings.model_fields)))
+
+
 TASK_PARAMS: dict[str, type[BaseModel]] = {
-    "pretrain": PretrainParams, "reward-train": RewardParams, "align": AlignParams, "eval": EvalParams,
+    "synth": SynthParams, "synth-merge": SynthParams, "pretrain": PretrainParams, "reward-train": RewardParams,
+    "align": AlignParams, "eval": EvalParams,
 }

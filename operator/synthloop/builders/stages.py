@@ -17,10 +17,16 @@ from synthloop.api.v1alpha1.pod import PodTemplate
 from synthloop.api.v1alpha1.pretrain import PretrainJobSpec
 from synthloop.api.v1alpha1.reward import AttributeWeights, RewardTrainSpec
 from synthloop.api.v1alpha1.synth import SynthRoundSpec
-from synthloop.api.worker import AlignParams, EvalParams, PretrainParams, RewardParams, WorkerConfig
+from synthloop.api.worker import (
+    AlignParams,
+    EvalParams,
+    PretrainParams,
+    RewardParams,
+    SynthParams,
+    WorkerConfig,
+)
 from synthloop.artifacts.uris import join
 from synthloop.builders.jobs import JobRequest, Owner
-from synthloop.builders.synthparams import synth_params
 
 TRAINING_TASKS = frozenset({"pretrain", "reward-train", "align"})
 
@@ -62,7 +68,7 @@ def synth_stages(spec: SynthRoundSpec, *, prefix: str, inputs: dict[str, str]) -
     reads the shards' directory, so both stages are given the same output.
     """
     out = stage_prefix(prefix, "synth")
-    params = synth_params(spec)
+    params = SynthParams.of(spec).wire()
     gpus = spec.resources.gpus_per_node
     ins = _only(inputs, "model", "reward_model", "documents")
     shard_manifests = tuple(join(out, "shards", f"{i:05d}") + "/" for i in range(spec.shards))

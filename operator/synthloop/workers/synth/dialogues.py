@@ -10,13 +10,15 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from synthloop.api.v1alpha1.synth import Dialogues
 from synthloop.workers.synth.backends.base import GenerationBackend, Message, Sampling
 from synthloop.workers.synth.families.seeds import FOLLOWUPS, PERSONAS, QUESTION_TEMPLATES, TOPICS
-from synthloop.workers.synth.params import DialogueParams
 from synthloop.workers.synth.parsing import clean_response, parse_single, strip_polite_filler
 from synthloop.workers.synth.stats import Stats
 
 FAMILY = "dialogue"
+#: Greedy decoding for both sides of a dialogue, as in the report.
+TEMPERATURE = 0.0
 
 
 def _transcript(messages: Sequence[Message]) -> str:
@@ -33,7 +35,7 @@ def user_turn_prompt(persona: str, messages: Sequence[Message]) -> list[Message]
 
 
 def make_dialogues(
-    params: DialogueParams,
+    params: Dialogues,
     *,
     indices: Sequence[int],
     backend: GenerationBackend,
@@ -46,7 +48,7 @@ def make_dialogues(
     """``(id, messages)`` of finished dialogues ending with an assistant turn."""
     personas = list(params.personas) or list(PERSONAS)
     rngs = {j: random.Random(f"{seed}:{FAMILY}:{j}") for j in indices}
-    sampling = Sampling(max_tokens=max_tokens, temperature=params.temperature, top_p=1.0, n=1, seed=seed)
+    sampling = Sampling(max_tokens=max_tokens, temperature=TEMPERATURE, top_p=1.0, n=1, seed=seed)
     convs: dict[int, list[Message]] = {}
     persona: dict[int, str] = {}
     for j in indices:

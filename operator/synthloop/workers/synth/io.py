@@ -13,11 +13,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from synthloop.api.worker import WorkerConfig
+from synthloop.api.worker import SynthParams, WorkerConfig
 from synthloop.artifacts.manifest import ArtifactRef
 from synthloop.artifacts.store import ArtifactNotFound, ArtifactStore, sha256_file
 from synthloop.artifacts.uris import URIError, join, parse_uri
-from synthloop.workers.synth.params import SynthParams
 
 
 class SynthInputError(ValueError):

@@ -10,24 +10,34 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from synthloop.api.worker import SynthParams
 from synthloop.verifiers.math import check_answer
 from synthloop.verifiers.python_exec import check_program
 from synthloop.verifiers.registry import instruction_from_dict
 from synthloop.verifiers.scoring import score
+from synthloop.workers.runtime.distributed import shard_range
 from synthloop.workers.synth import formats
 from synthloop.workers.synth.backends.base import GenerationBackend, Message, Sampling
 from synthloop.workers.synth.dedup import dedup, prompt_text
 from synthloop.workers.synth.dialogues import FAMILY as DIALOGUE
 from synthloop.workers.synth.dialogues import make_dialogues
 from synthloop.workers.synth.families import FAMILIES, FamilyContext, PromptItem
+from synthloop.workers.synth.families.base import family_options
 from synthloop.workers.synth.families.seeds import COMPANIES, REFUSALS, UNANSWERABLE
 from synthloop.workers.synth.judge import RewardJudge
-from synthloop.workers.synth.params import SynthParams, shard_range
 from synthloop.workers.synth.parsing import clean_response, is_refusal
 from synthloop.workers.synth.ranking import Candidate, pick_sft, rank_pair
 from synthloop.workers.synth.stats import Stats
 
 REFUSAL = "refusal"
+#: What the pipeline does that the spec does not choose (the recipe's, not a setting): when the
+#: generator's output for a prompt-building step does not parse, use our template instead
+#: (counted as ``template_fallbacks``); drop candidates that refuse an answerable prompt; the
+#: Python verifier's sandbox limits.
+TEMPLATE_FALLBACK = True
+DROP_REFUSALS = True
+EXEC_TIMEOUT_S = 5.0
+EXEC_MEMORY_MB = 512
 Progress = Callable[[str, int, int], None]
 
 
@@ -45,8 +55,7 @@ def refusal_items(params: SynthParams, indices: Sequence[int]) -> list[PromptIte
     for j in indices:
         rng = random.Random(f"{params.seed}:{REFUSAL}:{j}")
         prompt = rng.choice(UNANSWERABLE).format(company=rng.choice(COMPANIES))
-        messages: list[Message] = ([{"role": "system", "content": params.system_prompt}] if params.system_prompt else [])
-        messages.append({"role": "user", "content": prompt})
+        messages: list[Message] = [{"role": "user", "content": prompt}]
         items.append(PromptItem(id=f"{REFUSAL}-{j}", family=REFUSAL, messages=messages, refusal=rng.choice(REFUSALS)))
     return items
 
@@ -111,23 +120,22 @@ class Pipeline:
 
     def build_prompts(self) -> list[PromptItem]:
         items: list[PromptItem] = []
-        names = list(self.params.families)
-        for done, (name, spec) in enumerate(self.params.families.items()):
+        families = family_options(self.params.prompts)
+        for done, (name, spec) in enumerate(families.items()):
             indices = list(self._range(spec.count))
             if not indices:
                 continue
             ctx = FamilyContext(
                 family=name, options=spec, backend=self.backend, sampling=self.sampling(),
-                stats=self.stats, seed=self.params.seed,
-                template_fallback=self.params.quality.template_fallback,
-                system_prompt=self.params.system_prompt, documents=self.documents,
+                stats=self.stats, seed=self.params.seed, template_fallback=TEMPLATE_FALLBACK,
+                documents=self.documents,
             )
             made = FAMILIES[name](ctx, indices)
             self.stats.add(name, "prompts", len(made))
             self.stats.add(name, "prompts_lost", len(indices) - len(made))
             items.extend(made)
-            self.progress("prompts", done + 1, len(names))
-        refusals = refusal_items(self.params, list(self._range(self.params.quality.refusals)))
+            self.progress("prompts", done + 1, len(families))
+        refusals = refusal_items(self.params, list(self._range(self.params.prompts.refusals)))
         if refusals:
             self.stats.add(REFUSAL, "prompts", len(refusals))
         return items + refusals
@@ -151,12 +159,11 @@ class Pipeline:
                 out[k].append(Candidate(text=item.refusal, source="refusal-template"))
             elif self.params.preference.include_reference and item.reference is not None:
                 out[k].append(Candidate(text=item.reference, source="reference"))
-        q = self.params.quality
         for item, cands in zip(items, out):
             for cand in cands:
-                cand.verifier, cand.verified = verify(item, cand.text, timeout_s=q.exec_timeout_s,
-                                                      memory_mb=q.exec_memory_mb)
-                cand.refusal = q.drop_refusals and item.refusal is None and is_refusal(cand.text)
+                cand.verifier, cand.verified = verify(item, cand.text, timeout_s=EXEC_TIMEOUT_S,
+                                                      memory_mb=EXEC_MEMORY_MB)
+                cand.refusal = DROP_REFUSALS and item.refusal is None and is_refusal(cand.text)
         if self.judge is not None:
             flat = [(item, cand) for item, cands in zip(items, out) for cand in cands]
             rewards = self.judge.rewards(
@@ -166,7 +173,7 @@ class Pipeline:
         return out
 
     def select(self, items: Sequence[PromptItem], cands: Sequence[list[Candidate]], out: ShardOutput) -> None:
-        threshold = self.params.reward_model.threshold if self.judge is not None else None
+        threshold = self.params.reward_filter.threshold if self.judge is not None else None
         for item, options in zip(items, cands):
             fam = item.family
             if item.refusal is not None:
@@ -183,8 +190,6 @@ class Pipeline:
                 out.sft.append(formats.sft_row(item.messages + [{"role": "assistant", "content": chosen.text}],
                                                id=item.id, family=fam))
                 self.stats.add(fam, "sft_accepted")
-            if not self.params.preference.enabled:
-                continue
             pair, why = rank_pair(options, judge=self.params.preference.judge)
             if pair is None:
                 self.stats.add(fam, f"pairs_dropped.{why}")
@@ -201,16 +206,15 @@ class Pipeline:
             self.stats.add(fam, f"judged_by.{pair.judge}")
 
     def dialogues(self, out: ShardOutput) -> None:
-        d = self.params.dialogues
-        indices = list(self._range(d.count))
+        dlg = self.params.dialogues
+        indices = list(self._range(dlg.count))
         if not indices:
             return
         made = make_dialogues(
-            d, indices=indices, backend=self.backend, max_tokens=self.params.generator.max_tokens,
-            stats=self.stats, seed=self.params.seed, system_prompt=self.params.system_prompt,
-            template_fallback=self.params.quality.template_fallback,
+            dlg, indices=indices, backend=self.backend, max_tokens=self.params.generator.max_tokens,
+            stats=self.stats, seed=self.params.seed, template_fallback=TEMPLATE_FALLBACK,
         )
-        threshold = self.params.reward_model.threshold
+        threshold = self.params.reward_filter.threshold
         rewards = self.judge.rewards([m for _, m in made]) if self.judge is not None else [None] * len(made)
         for (dialogue_id, messages), reward in zip(made, rewards):
             if reward is not None and threshold is not None and reward < threshold:
@@ -220,11 +224,11 @@ class Pipeline:
             self.stats.add(DIALOGUE, "sft_accepted")
 
     def dedup(self, out: ShardOutput) -> None:
-        d = self.params.dedup
+        dd = self.params.dedup
         out.sft = dedup_rows(out.sft, key=lambda r: prompt_text(r["messages"]), stats=self.stats,
-                             exact=d.exact, near_threshold=d.near_threshold, kind="sft")
+                             exact=dd.exact, near_threshold=dd.near_threshold, kind="sft")
         out.preference = dedup_rows(out.preference, key=lambda r: prompt_text(r["prompt"]), stats=self.stats,
-                                    exact=d.exact, near_threshold=d.near_threshold, kind="preference")
+                                    exact=dd.exact, near_threshold=dd.near_threshold, kind="preference")
 
     def run(self) -> ShardOutput:
         out = ShardOutput(stats=self.stats)

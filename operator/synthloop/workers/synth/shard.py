@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from synthloop.api.worker import WorkerConfig
+from synthloop.api.worker import SynthParams, WorkerConfig
 from synthloop.artifacts.manifest import (
     ArtifactRef,
     Manifest,
@@ -27,8 +27,8 @@ from synthloop.artifacts.manifest import (
 from synthloop.artifacts.store import ArtifactStore, open_store
 from synthloop.artifacts.uris import join
 from synthloop.workers.synth import formats
-from synthloop.workers.synth.backends import make_backend
-from synthloop.workers.synth.backends.base import GenerationBackend, ModelLoadError
+from synthloop.workers.synth.backends import cpu_threads, make_backend
+from synthloop.workers.synth.backends.base import ModelLoadError
 from synthloop.workers.synth.backends.openai_backend import EndpointError
 from synthloop.workers.synth.io import (
     SynthInputError,
@@ -42,7 +42,6 @@ from synthloop.workers.synth.io import (
     shard_prefix,
 )
 from synthloop.workers.synth.judge import RewardJudge
-from synthloop.workers.synth.params import SynthParams
 from synthloop.workers.synth.pipeline import Pipeline
 
 TASK = "synth"
@@ -65,22 +64,18 @@ def _local_dir(uri: str, store: ArtifactStore) -> Path | None:
 
 
 def resolve_inputs(config: WorkerConfig, params: SynthParams, store: ArtifactStore) -> dict[str, str]:
-    """Role -> URI of every input this shard reads, each checked to exist."""
+    """Role -> URI of every input this shard reads (resolved by the operator from the spec's
+    references), each checked to exist."""
     inputs: dict[str, str] = {}
     if params.generator.backend != "openai":
-        model = params.generator.model or config.inputs.get("model")
+        model = config.inputs.get("model")
         if not model:
-            raise SynthInputError("input model: missing (set inputs.model or params.generator.model)")
+            raise SynthInputError("input model: missing (spec.generator.model resolves to it)")
         inputs["model"] = model
-    reward = params.reward_model.model or config.inputs.get("reward_model")
-    if reward:
-        inputs["reward_model"] = reward
-    closed = params.families.get("closedQA")
-    documents = (closed.documents if closed else None) or config.inputs.get("documents")
-    if documents and closed and closed.count:
-        inputs["documents"] = documents
-    for k, uri in enumerate(params.preference.models):
-        inputs[f"preference_model_{k}"] = uri
+    if config.inputs.get("reward_model"):
+        inputs["reward_model"] = config.inputs["reward_model"]
+    if config.inputs.get("documents") and params.prompts.closed_qa:
+        inputs["documents"] = config.inputs["documents"]
     for role, uri in inputs.items():
         check_input(store, role, uri)
     return inputs
@@ -110,17 +105,15 @@ def run_shard(config: WorkerConfig, *, store: ArtifactStore | None = None) -> Sh
         report_progress(store, config.output, task=TASK, index=index, done=done, total=total, stage=stage)
 
     documents = read_documents(store, inputs["documents"], workdir=work) if "documents" in inputs else []
-    backend = make_backend(params.generator, model=inputs.get("model") or params.generator.model, store=store)
-    extras: list[GenerationBackend] = [
-        make_backend(params.generator, model=uri, store=store) for uri in params.preference.models
-    ]
+    # for openai the resolved spec.generator.model (if any) is the served model's name
+    backend = make_backend(params.generator, model=config.inputs.get("model"), store=store)
     judge = (
-        RewardJudge(inputs["reward_model"], weights=params.reward_model.weights, store=store,
-                    num_threads=params.generator.cpu_threads)
+        RewardJudge(inputs["reward_model"], weights=params.reward_filter.weights or None, store=store,
+                    num_threads=cpu_threads())
         if "reward_model" in inputs else None
     )
     out = Pipeline(
-        params, backend=backend, extra_backends=extras, judge=judge, documents=documents,
+        params, backend=backend, judge=judge, documents=documents,
         shard_index=index, num_shards=n, progress=progress,
     ).run()
 
@@ -136,7 +129,7 @@ def run_shard(config: WorkerConfig, *, store: ArtifactStore | None = None) -> Sh
 
     outputs = [ArtifactRef.of(store.put_file(join(prefix, p.name), p), role=role) for role, (p, _) in files.items()]
     outputs.append(ArtifactRef.of(store.put_file(join(prefix, "stats.json"), work / "stats.json"), role="stats"))
-    refs = [model_ref(uri, _local_dir(uri, store) if role.endswith("model") or role.startswith("preference_model") else None, role=role)
+    refs = [model_ref(uri, _local_dir(uri, store) if role.endswith("model") else None, role=role)
             for role, uri in inputs.items()]
     counts = out.stats.manifest_counts()
     counts.update({"sft_rows": len(out.sft), "preference_rows": len(out.preference)})
@@ -146,8 +139,7 @@ def run_shard(config: WorkerConfig, *, store: ArtifactStore | None = None) -> Sh
         spec_hash=config.spec_hash, image=config.image,
         extra={
             "shard_index": index, "num_shards": n,
-            "generator": {"backend": params.generator.backend, "model": backend.model_id,
-                          "extra_models": [b.model_id for b in extras]},
+            "generator": {"backend": params.generator.backend, "model": backend.model_id},
             "reward_model": inputs.get("reward_model"),
             "params": params.model_dump(mode="json", by_alias=True),
         },

@@ -7,38 +7,40 @@ from typing import TYPE_CHECKING, Any
 from synthloop.workers.synth.backends.base import Completion, GenerationBackend, Sampling
 
 if TYPE_CHECKING:
+    from synthloop.api.v1alpha1.synth import Generator
     from synthloop.artifacts.store import ArtifactStore
     from synthloop.models.io import LoadedModel
-    from synthloop.workers.synth.params import GeneratorParams
 
-__all__ = ["Completion", "GenerationBackend", "Sampling", "local_backend", "make_backend", "resolve_local"]
+__all__ = ["Completion", "GenerationBackend", "Sampling", "cpu_threads", "local_backend", "make_backend",
+           "resolve_local"]
 
 
 def make_backend(
-    params: GeneratorParams,
+    generator: Generator,
     *,
     model: str | None,
     store: ArtifactStore | None = None,
     cache_dir: str | None = None,
 ) -> GenerationBackend:
-    """The backend ``params.backend`` for ``model`` (a dir/URI, or a served model name)."""
-    if params.backend == "openai":
+    """The backend ``generator.backend`` (the SynthRound's own settings) for ``model``: the
+    resolved ``inputs.model`` (a dir or URI), or for ``openai`` the served model's name."""
+    if generator.backend == "openai":
         from synthloop.workers.synth.backends.openai_backend import OpenAIBackend
 
-        assert params.endpoint is not None  # checked by GeneratorParams
-        return OpenAIBackend(
-            endpoint=params.endpoint,
-            model=model or params.model or "default",
-            api_key_env=params.api_key_env,
-            concurrency=params.concurrency,
-            timeout_s=params.timeout_s,
-            max_retries=params.max_retries,
-        )
+        assert generator.endpoint is not None  # the API's CEL rule: openai needs an endpoint
+        return OpenAIBackend(endpoint=generator.endpoint, model=model or "default")
     if not model:
-        raise ValueError(f"generator backend {params.backend!r} needs a model: set inputs.model or generator.model")
-    return local_backend(params.backend, model=model, batch_size=params.batch_size, store=store,
-                         cache_dir=cache_dir, tensor_parallel=params.tensor_parallel,
-                         quantization=params.quantization, dtype=params.dtype, cpu_threads=params.cpu_threads)
+        raise ValueError(f"generator backend {generator.backend!r} needs a model: set spec.generator.model")
+    return local_backend(generator.backend, model=model, batch_size=generator.batch_size, store=store,
+                         cache_dir=cache_dir, tensor_parallel=generator.tensor_parallel,
+                         quantization=generator.quantization, cpu_threads=cpu_threads())
+
+
+def cpu_threads() -> int:
+    """The pod's CPU threads for generation (``SYNTHLOOP_CPU_THREADS``, as every worker)."""
+    from synthloop.workers.runtime.run import cpu_threads as threads
+
+    return threads()
 
 
 def resolve_local(name: str) -> str:

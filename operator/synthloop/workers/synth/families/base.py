@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from synthloop.api.v1alpha1.synth import Prompts
 from synthloop.workers.synth.backends.base import Completion, GenerationBackend, Message, Sampling
-from synthloop.workers.synth.params import FamilyParams
 from synthloop.workers.synth.stats import Stats
 
 
@@ -43,10 +43,46 @@ class PromptItem:
         return bool(self.instructions or self.answer is not None or self.tests)
 
 
+#: Families seeded by ``prompts.topics`` and by ``prompts.keywords``.
+TOPIC_FAMILIES = ("openQA", "writing", "closedQA", "instructionFollowing", "twoTurn")
+KEYWORD_FAMILIES = ("math", "python")
+#: Math/Python difficulty levels drawn from (1 = small numbers, one step).
+LEVELS = (1, 2, 3)
+
+
+@dataclass(frozen=True)
+class FamilyOptions:
+    """One family's share of the spec's ``prompts``: its count and the seeds it draws from.
+
+    Derived from the API's :class:`Prompts` by :func:`family_options`, never parsed from
+    params, so no setting is declared here.
+    """
+
+    count: int = 0
+    topics: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+    #: Verifiable instructions per instruction-following prompt.
+    instructions_per_prompt: int = 1
+    levels: tuple[int, ...] = LEVELS
+
+
+def family_options(prompts: Prompts) -> dict[str, FamilyOptions]:
+    """The families with a count > 0 by their spec names (topic families first, as they ran)."""
+    wire = prompts.wire()
+    out = {}
+    for name in (*TOPIC_FAMILIES, *KEYWORD_FAMILIES):
+        count = int(wire.get(name, 0))
+        if count > 0:
+            out[name] = FamilyOptions(count=count,
+                                      topics=tuple(prompts.topics) if name in TOPIC_FAMILIES else (),
+                                      keywords=tuple(prompts.keywords) if name in KEYWORD_FAMILIES else ())
+    return out
+
+
 @dataclass
 class FamilyContext:
     family: str
-    options: FamilyParams
+    options: FamilyOptions
     backend: GenerationBackend
     sampling: Sampling
     stats: Stats

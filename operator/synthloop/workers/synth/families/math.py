@@ -9,6 +9,7 @@ math-related ones, as the report does with Wikipedia entities).
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Callable, Sequence
 from fractions import Fraction
@@ -21,8 +22,13 @@ from synthloop.workers.synth.parsing import parse_yes_no
 Problem = tuple[str, Fraction, str]  # text, answer, worked solution
 
 
+#: The largest operand of each level: level 1 is the times-table range (up to 12), each level
+#: after it an order of magnitude more.
+MAX_OPERAND = {1: 12, 2: 99, 3: 999}
+
+
 def _n(rng: random.Random, level: int, lo: int = 2) -> int:
-    return rng.randint(lo, 10 ** (level + 1) // 2)
+    return rng.randint(lo, MAX_OPERAND.get(level, 10 ** level - 1))
 
 
 def _addition(rng: random.Random, level: int) -> Problem:
@@ -32,18 +38,18 @@ def _addition(rng: random.Random, level: int) -> Problem:
 
 
 def _subtraction(rng: random.Random, level: int) -> Problem:
-    a = _n(rng, level, 20)
-    b = rng.randint(1, a - 1)
-    return (f"A library had {a} books and lent out {b}. How many books are left?", Fraction(a - b), f"{a} - {b} = {a - b}.")
+    b, left = _n(rng, level), _n(rng, level, 1)
+    a = b + left
+    return (f"A library had {a} books and lent out {b}. How many books are left?", Fraction(left), f"{a} - {b} = {left}.")
 
 
 def _multiplication(rng: random.Random, level: int) -> Problem:
-    a, b = _n(rng, level), rng.randint(2, 9 * level)
+    a, b = _n(rng, level), _n(rng, level)
     return (f"There are {a} boxes with {b} pencils in each box. How many pencils are there?", Fraction(a * b), f"{a} x {b} = {a * b}.")
 
 
 def _division(rng: random.Random, level: int) -> Problem:
-    b = rng.randint(2, 6 * level)
+    b = _n(rng, level)
     q = _n(rng, level)
     return (f"{b * q} stickers are shared equally among {b} children. How many stickers does each child get?",
             Fraction(q), f"{b * q} / {b} = {q}.")
@@ -130,6 +136,33 @@ def make_problem(keyword: str, rng: random.Random, level: int) -> Problem:
     return text, answer, solution
 
 
+def held_out(text: str) -> bool:
+    """Whether a problem is reserved for evaluation: one in four, by a hash of its text.
+
+    The generative eval poses only these (:func:`held_out_problem`); the synth worker, the
+    pretraining corpus and the demo's ratings never do (:func:`training_problem`). So held-out
+    accuracy is measured on problems no stage of the loop trained on, whatever the seeds.
+    """
+    return hashlib.sha256(text.encode()).digest()[0] % 4 == 0
+
+
+def _drawn(keyword: str, rng: random.Random, level: int, *, reserved: bool) -> Problem:
+    while True:
+        problem = make_problem(keyword, rng, level)
+        if held_out(problem[0]) == reserved:
+            return problem
+
+
+def training_problem(keyword: str, rng: random.Random, level: int) -> Problem:
+    """A problem for training data: :func:`make_problem`, redrawn while it is held out."""
+    return _drawn(keyword, rng, level, reserved=False)
+
+
+def held_out_problem(keyword: str, rng: random.Random, level: int) -> Problem:
+    """A problem for evaluation: :func:`make_problem`, redrawn until it is held out."""
+    return _drawn(keyword, rng, level, reserved=True)
+
+
 def classify_keywords(ctx: FamilyContext, keywords: Sequence[str], *, subject: str) -> list[str]:
     """Keep keywords the generator says belong to ``subject``; unparseable answers keep them."""
     if not keywords:
@@ -153,7 +186,7 @@ def build(ctx: FamilyContext, indices: Sequence[int]) -> list[PromptItem]:
         rng = ctx.rng(j)
         keyword = rng.choice(keywords)
         level = rng.choice(ctx.options.levels or LEVELS)
-        text, answer, solution = make_problem(keyword, rng, level)
+        text, answer, solution = training_problem(keyword, rng, level)
         answer_text = format_answer(answer)
         items.append(
             PromptItem(
