@@ -171,6 +171,9 @@ class _Producers:
     def get(self, kind: str, name: str) -> dict[str, Any] | None:
         return self.docs.get((kind, name))
 
+    def list(self, kind: str) -> list[dict[str, Any]]:
+        return [d for (k, _), d in self.docs.items() if k == kind]
+
 
 SMALL = {"layers": 16, "hidden": 2048, "heads": 16, "kvHeads": 8, "ffnHidden": 8192, "seqLength": 4096,
          "vocab": 32000}  # 0.87B parameters
@@ -233,3 +236,19 @@ def test_finetune_memory_counts_pairs_and_the_reference_model() -> None:
     assert sft.weights + sft.gradients + sft.optimizer == pytest.approx(16 * dims.total_params())
     assert sft.reference == 0 and dpo.reference == pytest.approx(2 * dims.total_params())
     assert dpo.activations == pytest.approx(2 * sft.activations)  # chosen and rejected in one forward
+
+
+def test_the_iteration_2_generator_is_sized_from_the_alignjob_that_promotes_it() -> None:
+    """``promoted: interm-1`` names the AlignJob here that promotes it, whose base is the 340B PretrainJob:
+    its bf16 weights cannot fit tensorParallel 8 on 80 GiB GPUs, and fp8 is offered."""
+    lookup = _Producers(example("pretrainjob.yaml"), example("alignjob.yaml"))  # align-1 promotes interm-1
+    d = example("synthround.yaml")
+    d["spec"]["generator"].pop("parametersBillions", None)
+    d["spec"]["generator"]["model"] = {"promoted": "interm-1"}
+    (problem,) = problems(d, lookup)
+    assert problem.startswith("spec.generator: generator weights of 341") and "try quantization: fp8" in problem
+    d["spec"]["generator"]["quantization"] = "fp8"
+    assert problems(d, lookup) == []
+    d["spec"]["generator"]["model"] = {"promoted": "nobody-promotes-this"}
+    d["spec"]["generator"].pop("quantization")
+    assert problems(d, lookup) == []  # unknown size: nothing to refuse

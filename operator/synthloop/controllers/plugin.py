@@ -34,6 +34,8 @@ class Lookup(Protocol):
 
     def get(self, kind: str, name: str) -> dict[str, Any] | None: ...
 
+    def list(self, kind: str) -> list[dict[str, Any]]: ...
+
 
 @dataclass(frozen=True)
 class Checks:
@@ -44,23 +46,38 @@ class Checks:
     secret_exists: Callable[[str], bool] | None = None
 
     def producer_dims(self, source: Source | None, depth: int = 0) -> ModelDims | None:
-        """The decoder shape of the model a ``fromRef`` source names, from its producer's spec
-        (followed through AlignJobs and RewardTrains to the PretrainJob); None when unknown."""
-        if source is None or source.from_ref is None or self.lookup is None or depth > MAX_PRODUCER_DEPTH:
+        """The decoder shape of the model a source names, from its producer's spec: the object of
+        a ``fromRef``, or the one here whose ``spec.promotion`` is a ``promoted`` name (followed
+        through AlignJobs and RewardTrains to the PretrainJob); None when the operator cannot tell
+        (a ``uri``, another namespace's promotion, a producer not applied yet)."""
+        if source is None or self.lookup is None or depth > MAX_PRODUCER_DEPTH:
             return None
         from synthloop.controllers.kinds import PLUGINS  # the registry imports this module
 
-        ref = source.from_ref
-        plugin = PLUGINS.get(ref.kind)
-        body = self.lookup.get(ref.kind, ref.name)
+        kind: str
+        body: dict[str, Any] | None
+        if source.from_ref is not None:
+            kind, body = source.from_ref.kind, self.lookup.get(source.from_ref.kind, source.from_ref.name)
+        elif source.promoted is not None and "/" not in source.promoted:
+            kind, body = self._promoter(source.promoted, PLUGINS)
+        else:
+            return None
+        plugin = PLUGINS.get(kind)
         raw = (body or {}).get("spec")
         if plugin is None or not isinstance(raw, dict):
             return None
         try:
-            spec = plugin.parse(ref.name, raw)
+            spec = plugin.parse(str(((body or {}).get("metadata") or {}).get("name", "")), raw)
         except ValueError:
             return None
         return plugin.model_dims(spec, self, depth + 1)
+
+    def _promoter(self, name: str, plugins: Mapping[str, KindPlugin[Any]]) -> tuple[str, dict[str, Any] | None]:
+        """The kind and body of the one object here that promotes ``name`` (none, or several: unknown)."""
+        assert self.lookup is not None
+        found = [(kind, body) for kind in plugins for body in self.lookup.list(kind)
+                 if (((body.get("spec") or {}).get("promotion") or {}).get("name")) == name]
+        return found[0] if len(found) == 1 else ("", None)
 
 
 @dataclass(frozen=True)

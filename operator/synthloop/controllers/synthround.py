@@ -76,11 +76,13 @@ class SynthRoundPlugin(KindPlugin[SynthRoundSpec]):
                 and not checks.secret_exists(gen.api_key_secret.name):
             problems.append(f"spec.generator.apiKeySecret.name: Secret {gen.api_key_secret.name} does not exist "
                             "in this namespace")
+        if gen.backend != "vllm" or not profile.gpu_memory_gib or not gpus:
+            return problems
         size = gen.parameters_billions
-        if size is None and gen.model is not None and gen.model.from_ref is not None:
+        if size is None:  # from the producer's spec: a fromRef, or the object that promotes the name
             dims = checks.producer_dims(gen.model)
             size = dims.total_params() / 1e9 if dims is not None else None
-        if gen.backend == "vllm" and size and profile.gpu_memory_gib and gpus:
+        if size:
             problem = capacity.generator_problem(size, tensor_parallel=gen.tensor_parallel,
                                                  quantization=gen.quantization,
                                                  gpu_memory_gib=profile.gpu_memory_gib, gpus_per_node=gpus)
