@@ -99,6 +99,8 @@ class Agent:
         uid = meta["uid"]
         with self.lock:
             runner = self.runners.get(uid)
+            if runner is not None:
+                runner.pod = pod  # the latest object: conditions others added (DisruptionTarget)
             if kind == "DELETED":
                 if runner is not None:
                     runner.request_stop(0.0)

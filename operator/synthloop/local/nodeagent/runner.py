@@ -104,6 +104,10 @@ class ContainerRun:
         }
 
 
+#: The pod conditions the agent sets itself; any other (DisruptionTarget...) is someone else's.
+AGENT_CONDITIONS = frozenset({"PodScheduled", "Initialized", "ContainersReady", "Ready"})
+
+
 class PodRunner(threading.Thread):
     """Runs one pod to completion (or until stopped) and reports its status."""
 
@@ -437,6 +441,10 @@ class PodRunner(threading.Thread):
                 cond("Initialized", self.initialized, "ContainersNotInitialized"),
                 cond("ContainersReady", running, "ContainersNotReady"),
                 cond("Ready", running, "ContainersNotReady"),
+                # others' conditions stay, as a kubelet keeps them: the merge patch replaces the
+                # list, and DisruptionTarget (eviction, preemption) is what podFailurePolicy reads
+                *[c for c in (self.pod.get("status") or {}).get("conditions") or []
+                  if c.get("type") not in AGENT_CONDITIONS],
             ],
             "initContainerStatuses": [c.status(ready=False) for c in self.inits] or None,
             "containerStatuses": [c.status(ready=True) for c in self.containers],
