@@ -125,6 +125,21 @@ def test_a_disrupted_attempt_is_retried_beyond_backoff(env: Any) -> None:
     assert json.loads(json.dumps(worker_config(api, "d-pretrain-attempt-2")))["resume_from"].endswith("/checkpoints/")
 
 
+def test_a_disrupted_attempt_whose_evicted_pod_is_gone_is_still_retried_beyond_backoff(env: Any) -> None:
+    """An eviction deletes the pod; the Job's Failed condition (the gang's DisruptionTarget rule)
+    is what is left to say the attempt was disrupted."""
+    api, _, rec = env
+    api.add("PretrainJob", "e", pretrain(nodes=2, backoff=0))
+    rec.reconcile("PretrainJob", NS, "e")
+    fail_job(api, "e-pretrain", codes={1: 143})
+    del api.pods["e-pretrain"]  # the evicted pod and its peers are gone
+    api.jobs["e-pretrain"]["status"]["conditions"] = [{
+        "type": "Failed", "status": "True", "reason": "PodFailurePolicy",
+        "message": f"Pod {NS}/e-pretrain-0-abcde has condition DisruptionTarget matching FailJob rule at index 0"}]
+    assert rec.reconcile("PretrainJob", NS, "e").state == "running"
+    assert "e-pretrain-attempt-2" in api.jobs
+
+
 def test_single_node_stages_keep_the_job_controllers_retries(env: Any) -> None:
     api, _, rec = env
     api.add("PretrainJob", "s", pretrain(nodes=1, backoff=2))

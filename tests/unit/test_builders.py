@@ -326,7 +326,8 @@ def test_a_multi_node_stage_is_a_gang_any_pod_failure_fails_the_job() -> None:
     job = build(plan, kind="PretrainJob", resources=cr.spec.resources)
     assert job["spec"]["backoffLimit"] == 0  # attempts are the operator's
     rules = job["spec"]["podFailurePolicy"]["rules"]
-    assert rules[0]["action"] == "Ignore" and rules[0]["onPodConditions"][0]["type"] == "DisruptionTarget"
+    # a disrupted rank fails the attempt at once too, and the Job's condition records why
+    assert rules[0]["action"] == "FailJob" and rules[0]["onPodConditions"][0]["type"] == "DisruptionTarget"
     assert rules[-1] == {"action": "FailJob", "onExitCodes": {"containerName": "worker", "operator": "NotIn",
                                                               "values": [0]}}
 

@@ -136,9 +136,15 @@ def command(req: JobRequest) -> list[str]:
 
 
 def pod_failure_policy(req: JobRequest) -> dict[str, Any]:
-    """Fail at once on invalid input; never count a disruption; a gang fails on any pod."""
+    """Fail at once on invalid input; never count a disruption; a gang fails on any pod.
+
+    A gang fails at once on a disrupted pod too (its replacement could not rejoin the process
+    group): the Job's Failed condition then names ``DisruptionTarget``, which tells the operator
+    the attempt was disrupted even after the evicted pod object is gone.
+    """
+    disruption = [{"type": "DisruptionTarget", "status": "True"}]
     rules: list[dict[str, Any]] = [
-        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        {"action": "FailJob" if req.rendezvous else "Ignore", "onPodConditions": disruption},
         {"action": "FailJob", "onExitCodes": {"containerName": CONTAINER, "operator": "In",
                                               "values": [EXIT_INVALID_INPUT]}},
     ]

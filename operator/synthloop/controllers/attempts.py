@@ -35,8 +35,13 @@ def invalid_input(failures: list[PodFailure]) -> bool:
     return any(f.exit_code == EXIT_INVALID_INPUT for f in failures)
 
 
-def disrupted(failures: list[PodFailure]) -> bool:
-    return any(f.disrupted for f in failures)
+def disrupted(failures: list[PodFailure], job: Mapping[str, Any] | None = None) -> bool:
+    """A failed pod carries ``DisruptionTarget``, or the Job's Failed condition says one did
+    (a gang's podFailurePolicy fails it on that condition), which outlives the evicted pod."""
+    conds = ((job or {}).get("status") or {}).get("conditions") or []
+    return any(f.disrupted for f in failures) or any(
+        c.get("type") == "Failed" and c.get("reason") == "PodFailurePolicy"
+        and "has condition DisruptionTarget" in str(c.get("message") or "") for c in conds)
 
 
 def may_retry(attempt: int, *, backoff_limit: int, was_disrupted: bool) -> bool:

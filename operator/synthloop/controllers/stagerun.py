@@ -162,7 +162,7 @@ def _failed(run: RunState, adm: Admitted, plan: StagePlan, job: dict[str, Any], 
     reason = failure_reason(job, failures)
     invalid = gang.invalid_input(failures)
     if run.retrying or (plan.rendezvous and not invalid and gang.may_retry(
-            attempt, backoff_limit=spec.backoff_limit, was_disrupted=gang.disrupted(failures))):
+            attempt, backoff_limit=spec.backoff_limit, was_disrupted=gang.disrupted(failures, job))):
         nxt = attempt + 1
         name = attempt_job_name(run.name, plan.stage, nxt)
         resume_uri, step = gang.resume_point(run.store, plan.output, plan.task)
