@@ -53,9 +53,43 @@ def arithmetic_problem(rng: random.Random) -> tuple[str, int]:
     return q, a * b
 
 
+#: The synth worker's level-1 math keywords (workers/synth/families/math.py): the demo's domain.
+MATH_KEYWORDS = ("addition", "subtraction", "multiplication", "division")
+MATH_MAX = 9  # its level-1 operands: one digit
+
+
+def equation(rng: random.Random) -> str:
+    """One fact of the level-1 tables (``7 + 5 = 12.``, ``84 / 7 = 12.``): what a pretraining
+    corpus teaches about numbers, whichever word problem later asks for it."""
+    a, b = rng.randint(2, MATH_MAX), rng.randint(2, MATH_MAX)
+    op = rng.choice(MATH_KEYWORDS)
+    if op == "addition":
+        return f"{a} + {b} = {a + b}."
+    if op == "subtraction":
+        return f"{a + b} - {a} = {b}."
+    if op == "multiplication":
+        return f"{a} x {b} = {a * b}."
+    return f"{a * b} / {a} = {b}."
+
+
+def math_word_problem(rng: random.Random) -> str:
+    """A level-1 word problem of the synth worker's templates with its worked answer, never one
+    held out for evaluation (``families.math.held_out``)."""
+    # imported here: the workers import this module
+    from synthloop.verifiers.math import format_answer
+    from synthloop.workers.synth.families.math import training_problem
+
+    text, answer, solution = training_problem(rng.choice(MATH_KEYWORDS), rng, 1)
+    return f"Question: {text}\nAnswer: {solution} The answer is {format_answer(answer)}."
+
+
 def arithmetic_text(rng: random.Random) -> str:
+    """A page of arithmetic: table facts, the synth templates' word problems and the corpus's own."""
     q, ans = arithmetic_problem(rng)
-    return f"Question: {q}\nAnswer: The answer is {ans}."
+    lines = [f"Question: {q}\nAnswer: The answer is {ans}."]
+    lines += [equation(rng) if rng.random() < 0.6 else math_word_problem(rng) for _ in range(rng.randint(3, 6))]
+    rng.shuffle(lines)
+    return "\n".join(lines)
 
 
 def code_text(rng: random.Random) -> str:

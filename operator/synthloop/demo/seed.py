@@ -17,7 +17,7 @@ from typing import Any
 from synthloop.corpus import english_sentence
 from synthloop.verifiers.instructions import FinalAnswer
 from synthloop.verifiers.math import check_answer, extract_answer, format_answer
-from synthloop.workers.synth.families.math import make_problem
+from synthloop.workers.synth.families.math import training_problem
 
 ATTRIBUTES = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
 #: The scalar reward of examples/loop's RewardTrain (spec.weights): pairs are ranked by it.
@@ -33,8 +33,8 @@ KEYWORDS = ("addition", "subtraction", "multiplication", "division")
 
 
 def math_problem(rng: random.Random) -> tuple[str, str, str]:
-    """A level-1 problem as the synth worker poses it: (prompt, answer, worked solution)."""
-    text, answer, solution = make_problem(rng.choice(KEYWORDS), rng, 1)
+    """A level-1 problem as the synth worker poses it (never a held-out one): (prompt, answer, solution)."""
+    text, answer, solution = training_problem(rng.choice(KEYWORDS), rng, 1)
     return f"{text}\n\n{FinalAnswer.build().description()}", format_answer(answer), solution
 
 

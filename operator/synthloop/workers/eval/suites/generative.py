@@ -15,7 +15,8 @@ lm-evaluation-harness reports it).
 Task files are JSONL rows ``{"prompt" | "messages", "answer"?, "tests"?, "instruction_id_list"?,
 "kwargs"?, "solution"?}``; ``solution`` (else ``Answer: <answer>``) is a shot's assistant turn.
 The built-in ``arithmetic`` task is the synth worker's level-1 math problems (addition,
-subtraction, multiplication, division) drawn from a seed of its own, scored on the value;
+subtraction, multiplication, division of one-digit operands) drawn from a seed of its own among
+the problems ``families.math.held_out`` reserves (no training data poses them), scored on the value;
 ``arithmetic_format`` is the same problems scored only on their instruction (a final
 ``Answer: <value>`` line).
 """
@@ -73,13 +74,13 @@ def arithmetic_items(n: int, *, seed: int) -> list[GenItem]:
     """``n`` level-1 problems with exact answers and worked solutions, from ``seed``."""
     from synthloop.verifiers.instructions import FinalAnswer
     from synthloop.verifiers.math import format_answer
-    from synthloop.workers.synth.families.math import make_problem
+    from synthloop.workers.synth.families.math import held_out_problem
 
     rng = random.Random(f"generative:arithmetic:{seed}")
     suffix = FinalAnswer.build().description()
     items = []
     for i in range(n):
-        text, answer, solution = make_problem(rng.choice(ARITHMETIC_KEYWORDS), rng, 1)
+        text, answer, solution = held_out_problem(rng.choice(ARITHMETIC_KEYWORDS), rng, 1)
         ans = format_answer(answer)
         items.append(GenItem(messages=({"role": "user", "content": f"{text}\n\n{suffix}"},),
                              answer=ans, solution=f"{solution}\nAnswer: {ans}", key=f"arithmetic-{i}"))

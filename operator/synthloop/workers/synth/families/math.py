@@ -22,13 +22,9 @@ from synthloop.workers.synth.parsing import parse_yes_no
 Problem = tuple[str, Fraction, str]  # text, answer, worked solution
 
 
-#: The largest operand of each level: level 1 is the times-table range (up to 12), each level
-#: after it an order of magnitude more.
-MAX_OPERAND = {1: 12, 2: 99, 3: 999}
-
-
 def _n(rng: random.Random, level: int, lo: int = 2) -> int:
-    return rng.randint(lo, MAX_OPERAND.get(level, 10 ** level - 1))
+    """An operand of ``level`` digits at most: level 1 is the one-digit tables."""
+    return rng.randint(lo, 10 ** level - 1)
 
 
 def _addition(rng: random.Random, level: int) -> Problem:
