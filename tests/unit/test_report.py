@@ -105,3 +105,14 @@ def test_edge_labels_are_moved_apart() -> None:
     boxes = [t.get_window_extent(renderer) for t in texts]
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
     plt.close(fig)
+
+
+def test_the_demo_summary_lists_each_models_held_out_accuracy_with_its_stderr() -> None:
+    from synthloop.demo.follow import held_out_table
+
+    lines = held_out_table(build_report("demo", loop_objects())).splitlines()
+    assert lines[0].split() == ["MODEL", "PHASE", "gen.arithmetic.acc"]
+    assert lines[1].split() == ["base", "Succeeded", "0.250", "±", "0.050"]
+    assert lines[2].split() == ["interm-1", "(align-1)", "Promoted", "0.400", "±", "0.060"]
+    assert lines[3].split() == ["align-2", "Rejected", "0.300", "±", "0.060"]
+    assert held_out_table(build_report("demo", [])) == ""

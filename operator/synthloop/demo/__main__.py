@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from synthloop.demo.follow import follow, summary_table
+from synthloop.demo.follow import follow, held_out_table, summary_table
 from synthloop.demo.watchdog import DemoFailure, LoopEnd, OperatorWatch
 from synthloop.report.cli import fetch_objects, write_report
 from synthloop.report.model import build_report
@@ -152,7 +152,11 @@ def main(argv: list[str] | None = None) -> int:
 
     print("\n== summary")
     print(summary_table(objects))
-    index = write_report(build_report(args.namespace, objects), Path(args.out))
+    report = build_report(args.namespace, objects)
+    held = held_out_table(report)
+    if held:
+        print(f"\n== held-out verifier metrics (greedy answers, ± standard error)\n{held}")
+    index = write_report(report, Path(args.out))
     print(f"\nreport: {index}   (wall time {time.monotonic() - started:.0f}s)")
     failed = [o for o in objects if (o.get("status") or {}).get("phase") == "Failed"]
     return 1 if failed else 0

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from synthloop.report.model import LoopReport
 
 TERMINAL = {"Succeeded", "Promoted", "Rejected", "Failed"}
 
@@ -84,3 +87,22 @@ def summary_table(objects: list[dict[str, Any]]) -> str:
     rows = [headers] + [row(o) for o in sorted(objects, key=lambda o: o["metadata"].get("creationTimestamp", ""))]
     widths = [max(len(r[i]) for r in rows) for i in range(len(headers))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
+
+
+def held_out_table(report: LoopReport) -> str:
+    """Each model's held-out verifier metrics as ``value ± stderr``, in lineage order: the
+    numbers the loop is for (is the aligned model right more often on problems it never saw)."""
+    from synthloop.report.model import held_out, model_label
+
+    models, names = held_out(report)
+    if not models:
+        return ""
+    rows = [("MODEL", "PHASE", *names)]
+    for m in models:
+        cells = []
+        for name in names:
+            value, err = m.metrics.get(name), m.metrics.get(f"{name}_stderr")
+            cells.append("" if value is None else f"{value:.3f}" + ("" if err is None else f" ± {err:.3f}"))
+        rows.append((model_label(m), m.phase, *cells))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
