@@ -261,3 +261,34 @@ def test_a_killed_rank_fails_the_attempt_and_the_next_resumes_from_the_checkpoin
           f"{killed_at - resumed} step(s) lost; max |loss diff| {worst:.3g}, max |weight diff| {dw:.3g} "
           "vs one process")
     assert worst < LOSS_TOLERANCE and dw < WEIGHT_TOLERANCE
+
+
+def test_an_evicted_rank_is_a_disruption_even_after_its_pod_is_gone(
+    local_cluster: LocalCluster, namespace: str, operator: op.Operator, two_dgx_nodes: list[str],
+    s3_env: dict[str, str]
+) -> None:
+    """backoffLimit 0 and an evicted rank: the eviction deletes the pod, the gang's Job fails on
+    its DisruptionTarget, and the operator still starts attempt 2, which resumes and succeeds."""
+    lc = local_cluster
+    _profile(operator)
+    op.apply(lc, namespace, op.cr("PretrainJob", "evict", _pretrain(2, backoff=0)))
+    operator.start()
+    store = open_store()
+    uid = wait_for(lambda: (op.get_cr(lc, namespace, "PretrainJob", "evict").get("status") or {}).get("runId"),
+                   timeout=60, what="the run id")
+    ckpt = f"s3://{lc.bucket}/{namespace}/pretrainjob/evict/{uid}/pretrain/checkpoints/step-{EVERY}/"
+    wait_for(lambda: store.exists(ckpt + "manifest.json"), timeout=300, interval=0.2,
+             what=f"checkpoint step {EVERY}\n{operator.logs()}")
+    by_index = {p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]: p["metadata"]["name"]
+                for p in op.pods(lc, namespace, "evict-pretrain")}
+    victim = by_index["1"]
+    lc.kube.create(f"/api/v1/namespaces/{namespace}/pods/{victim}/eviction",
+                   {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": victim, "namespace": namespace}})
+    body = op.wait_phase(lc, operator, namespace, "PretrainJob", "evict", {"Succeeded"}, timeout=600)
+    assert lc.kube.get_or_none(f"/api/v1/namespaces/{namespace}/pods/{victim}") is None  # evicted: deleted
+    names = sorted(j["metadata"]["name"] for j in op.jobs(lc, namespace))
+    assert names == ["evict-pretrain", "evict-pretrain-attempt-2"]  # retried although backoffLimit is 0
+    first = next(j for j in op.jobs(lc, namespace) if j["metadata"]["name"] == "evict-pretrain")
+    failed = next(c for c in first["status"]["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "PodFailurePolicy" and f"{victim} has condition DisruptionTarget" in failed["message"]
+    assert body["status"]["stageAttempt"] == 2 and body["status"]["resumedFromStep"] >= EVERY
