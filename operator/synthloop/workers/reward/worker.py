@@ -22,7 +22,7 @@ from synthloop.artifacts.store import open_store
 from synthloop.models.chat import pad_batch
 from synthloop.models.io import save_model
 from synthloop.models.reward import ATTRIBUTES, build_reward_model, encode_for_reward
-from synthloop.workers.runtime.distributed import DistEnv, shard_range
+from synthloop.workers.runtime.distributed import DistEnv, gather_lists, shard_range
 from synthloop.workers.runtime.run import (
     Engine,
     Run,
@@ -134,18 +134,21 @@ def run(config: WorkerConfig) -> int:
     model.eval()
     metrics: dict[str, float] = {}
     with torch.no_grad():
+        # each rank scores its share of the one-process batches; gathered in order, the
+        # metrics are the one-process ones
         if held_r:
-            preds = torch.cat([scorer.attrs([r.conversation() for r in b])
-                               for b in batches(held_r, tp.global_batch_size)])
+            rows = [row for b in _mine(batches(held_r, tp.global_batch_size), env)
+                    for row in scorer.attrs([r.conversation() for r in b]).tolist()]
+            preds = torch.tensor(gather_lists(rows, env), dtype=torch.float32, device=device)
             target = torch.tensor([r.attributes for r in held_r], dtype=torch.float32, device=device)
             metrics["heldout.mse"] = float(reward_mse_loss(preds, target))
         if held_p:
-            wins = 0
-            for pair_batch in batches(held_p, tp.global_batch_size):
+            won: list[bool] = []
+            for pair_batch in _mine(batches(held_p, tp.global_batch_size), env):
                 rc = scorer.reward([p.conversation(p.chosen) for p in pair_batch])
                 rl = scorer.reward([p.conversation(p.rejected) for p in pair_batch])
-                wins += int((rc > rl).sum())
-            metrics["preference.accuracy"] = wins / len(held_p)
+                won.extend(bool(w) for w in (rc > rl).tolist())
+            metrics["preference.accuracy"] = sum(gather_lists(won, env)) / len(held_p)
 
     if not env.is_main:  # the ranks hold the same weights; rank 0 writes them and the manifest
         return 0
@@ -159,6 +162,11 @@ def run(config: WorkerConfig) -> int:
     io.finish(metrics=metrics, counts=counts, model_uri=io.uri("model") + "/",
               attributes=list(ATTRIBUTES), weights=weights)
     return 0
+
+
+def _mine(items: list[Any], env: DistEnv) -> list[Any]:
+    """This rank's contiguous share of ``items`` (maybe none)."""
+    return [items[i] for i in shard_range(len(items), index=env.rank, shards=env.world_size)]
 
 
 def _local_loss(scorer: _Scorer, batch: list[Rating], pairs: list[PreferencePair], *, env: DistEnv,
