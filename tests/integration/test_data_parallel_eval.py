@@ -123,3 +123,5 @@ def test_two_gloo_ranks_give_the_one_process_metrics(local_cluster: Any, s3_env:
     assert manifest.extra["ranks"] == 2 and manifest.extra["generation_backend"] == "transformers"
     assert manifest.metrics == two["metrics"]
     assert [o.uri.rsplit("/", 1)[1] for o in manifest.outputs] == ["metrics.json"]
+    roles = [i.role for i in manifest.inputs]  # each model fetched and recorded once
+    assert all(roles.count(r) == 1 for r in ("model", "baseline_model", "reward_model")), roles

@@ -92,11 +92,15 @@ class Ranks:
 
 
 class Generators:
-    """The backends this run generates with, opened once per model and closed at the end."""
+    """The backends this run generates with, opened once per model and closed at the end.
+
+    vLLM engines take most of a GPU each, so only one is open at a time (rewardWinRate's
+    candidate closes before its baseline opens); transformers models stay loaded."""
 
     def __init__(self, io: Run, params: EvalParams, device: Any) -> None:
         self.io, self.params, self.device = io, params, device
         self.open: dict[str, GenerationBackend] = {}
+        self.dirs: dict[str, Any] = {}
         self.name = ""
 
     def get(self, role: str, loaded: Any = None) -> GenerationBackend:
@@ -104,11 +108,18 @@ class Generators:
             from synthloop.workers.synth.backends import local_backend, resolve_local
 
             self.name = resolve_local(self.params.backend)
-            model_dir = self.io.fetch_model(role)
+            if self.name == "vllm":
+                self.close()
             self.open[role] = local_backend(
-                self.name, model=str(model_dir), batch_size=self.params.batch_size,
+                self.name, model=str(self.model_dir(role)), batch_size=self.params.batch_size,
                 device=str(self.device), loaded=loaded if self.name == "transformers" else None)
         return self.open[role]
+
+    def model_dir(self, role: str) -> Any:
+        """The local dir of input ``role``, fetched (and recorded as an input) once per run."""
+        if role not in self.dirs:
+            self.dirs[role] = self.io.fetch_model(role)
+        return self.dirs[role]
 
     def close(self) -> None:
         for backend in self.open.values():
@@ -144,7 +155,7 @@ def run(config: WorkerConfig) -> int:
     if types & {"multipleChoice", "lmEval"} or (types & GENERATING and _local_name(params) == "transformers"):
         from synthloop.models.io import LoadedModel, load_model
 
-        model_dir = io.fetch_model("model")
+        model_dir = gens.dirs["model"] = io.fetch_model("model")
         model, tokenizer = load_model(model_dir)
         model.to(device)
         loaded = LoadedModel(model, tokenizer)
@@ -191,7 +202,7 @@ def run(config: WorkerConfig) -> int:
                 metrics.update(m)
                 counts.update(c)
             elif suite.type == "preferenceAccuracy":
-                m, c = _preference_accuracy(io, store, config, suite, params, device, ranks)
+                m, c = _preference_accuracy(io, gens, config, suite, params, device, ranks)
                 metrics.update(m)
                 counts.update(c)
             log("suite", index=n, type=suite.type, rank=env.rank)
@@ -277,7 +288,7 @@ def _win_rate(io: Run, gens: Generators, loaded: Any, suite: EvalSuite, params: 
     mine = [prompts[i] for i in ranks.mine(len(prompts))]
     cand = greedy(gens.get("model", loaded), mine, max_tokens=params.max_new_tokens) if mine else []
     base = greedy(gens.get("baseline_model"), mine, max_tokens=params.max_new_tokens) if mine else []
-    scorer = load_reward_model(io.fetch_model("reward_model"), device=str(device))
+    scorer = load_reward_model(gens.model_dir("reward_model"), device=str(device))
 
     def rewards(responses: list[str]) -> list[float]:
         convs = [[*p, {"role": "assistant", "content": r}] for p, r in zip(mine, responses, strict=True)]
@@ -291,16 +302,16 @@ def _win_rate(io: Run, gens: Generators, loaded: Any, suite: EvalSuite, params: 
             {"reward.win_rate": n, "reward.candidate_mean": n, "reward.baseline_mean": n})
 
 
-def _preference_accuracy(io: Run, store: Any, config: WorkerConfig, suite: EvalSuite, params: EvalParams,
+def _preference_accuracy(io: Run, gens: Generators, config: WorkerConfig, suite: EvalSuite, params: EvalParams,
                          device: Any, ranks: Ranks) -> tuple[dict[str, float], dict[str, int]]:
     """The share of held-out pairs whose chosen response the reward model scores higher."""
     from synthloop.models.reward import load_reward_model
 
     role = "reward_model" if "reward_model" in config.inputs else "model"
-    scorer = load_reward_model(io.fetch_model(role), device=str(device))
+    scorer = load_reward_model(gens.model_dir(role), device=str(device))
     pairs: list[Any] = []
     for task in suite.tasks:
-        found, _ = read_jsonl(_read(io, store, task), parse=parse_preference, what=task,
+        found, _ = read_jsonl(_read(io, io.store, task), parse=parse_preference, what=task,
                               max_malformed_fraction=0.0)
         pairs += found[: suite.limit] if suite.limit else found
 
