@@ -109,3 +109,33 @@ def test_eval_worker_writes_metrics_with_counts(tmp_path: Path, facts_model: Pat
     with pytest.raises(ValueError, match=r"rewardWinRate suite needs inputs \['reward_model', 'baseline_model'\]"):
         run(WorkerConfig(task="eval", output=f"file://{tmp_path}/o2/", workdir=str(tmp_path / "w2"),
                          inputs={"model": str(facts_model)}, params={"suites": [{"type": "rewardWinRate"}]}))
+
+
+def test_generation_goes_through_the_backend_the_spec_names(tmp_path: Path, facts_model: Path) -> None:
+    """One generation loop: the generating suites use the synth worker's backends, picked by
+    ``evaluation.backend``; the manifest says which ran, and an unavailable one fails by name."""
+    from importlib.util import find_spec
+
+    from synthloop.artifacts.manifest import verify_manifest
+    from synthloop.artifacts.store import open_store
+    from synthloop.workers.eval.worker import run
+    from synthloop.workers.synth.backends.base import ModelLoadError
+
+    suites = [{"type": "ifeval", "tasks": ["synthetic"], "limit": 2}]
+    out = f"file://{tmp_path}/auto/"
+    run(WorkerConfig(task="eval", output=out, workdir=str(tmp_path / "w"), inputs={"model": str(facts_model)},
+                     params={"maxNewTokens": 4, "suites": suites}))
+    manifest = verify_manifest(open_store(env={}), out)
+    assert manifest.extra["generation_backend"] == "transformers"  # auto on a CPU
+    assert manifest.extra["ranks"] == 1
+    if find_spec("vllm") is None:
+        with pytest.raises(ModelLoadError, match="backend is 'vllm' but vllm is not installed"):
+            run(WorkerConfig(task="eval", output=f"file://{tmp_path}/vllm/", workdir=str(tmp_path / "w2"),
+                             inputs={"model": str(facts_model)},
+                             params={"maxNewTokens": 4, "backend": "vllm", "suites": suites}))
+
+
+def test_the_old_second_generate_loop_is_gone() -> None:
+    from synthloop.workers.eval import suites
+
+    assert not (Path(suites.__file__).parent / "generation.py").exists()
