@@ -638,7 +638,7 @@ def _start_again(state: ClusterState, old: ProcessRecord, *, paths: LocalPaths,
     if old.name == "minio":
         env = dict(os.environ, MINIO_ROOT_USER=state.access_key,
                    MINIO_ROOT_PASSWORD=state.secret_key, MINIO_BROWSER="off", MINIO_UPDATE="off")
-    record = start_process(old.name, old.argv, log_path=Path(old.log), env=env)
+    record = start_process(old.name, old.argv, log_path=Path(old.log), env=env, detached=True)
     state.processes = [record if p.name == old.name else p for p in state.processes]
     state.save(paths.state_file)
     progress(f"restarted {old.name} (pid {record.pid})")

@@ -68,9 +68,17 @@ def start_process(
     log_path: Path,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
+    detached: bool = False,
 ) -> ProcessRecord:
-    """Start ``argv`` in its own session (so it outlives the CLI) with output to ``log_path``."""
+    """Start ``argv`` in its own session (so it outlives the CLI) with output to ``log_path``.
+
+    ``detached``: not even a child of this process (a shell starts it in the background and
+    exits), for a long-lived caller such as a test session that restarts a component of a
+    cluster it does not own: nothing of it is left for this process to reap or warn about.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    if detached:
+        return _start_detached(name, argv, log_path=log_path, env=env, cwd=cwd)
     with log_path.open("ab") as log:
         log.write(f"\n==== {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {argv}\n".encode())
         log.flush()
@@ -94,6 +102,24 @@ def start_process(
 
 
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _start_detached(name: str, argv: list[str], *, log_path: Path, env: dict[str, str] | None,
+                    cwd: Path | None) -> ProcessRecord:
+    with log_path.open("ab") as log:
+        log.write(f"\n==== {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {argv}\n".encode())
+    script = '"$@" </dev/null >>"$SYNTHLOOP_SUPERVISOR_LOG" 2>&1 & echo $!'
+    try:
+        out = subprocess.run(
+            ["/bin/sh", "-c", script, "sh", *argv], capture_output=True, text=True, check=True,
+            env={**(os.environ if env is None else env), "SYNTHLOOP_SUPERVISOR_LOG": str(log_path)},
+            cwd=cwd, start_new_session=True, timeout=30,
+        )
+        pid = int(out.stdout.strip())
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        raise SupervisorError(f"cannot start {name} ({argv[0]}): {exc}") from exc
+    ticks = process_start_ticks(pid)
+    return ProcessRecord(name, pid, ticks if ticks is not None else -1, str(log_path), argv)
 
 
 def _reap(pid: int) -> None:
