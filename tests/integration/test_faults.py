@@ -98,7 +98,7 @@ def test_minio_and_apiserver_restarts_during_a_run_cost_no_attempt(
 
     # 2. The apiserver goes away near the end and stays away until the worker has exited, so
     # the node agent's final pod status has to be retried until the apiserver is back.
-    near_end = wait_for(lambda: (d := store.get_json(progress)["done"]) >= STEPS - 60 and d,
+    near_end = wait_for(lambda: (d := store.get_json(progress)["done"]) >= STEPS - 100 and d,
                         timeout=600, interval=0.5, what="the last steps of the run")
     exited_in_outage = False
 
