@@ -10,13 +10,18 @@ checkpointing each layer keeps only its bf16 input (``2*s*b*h``) and one layer i
 time. The logits add ``6*s*b*V/t`` (bf16 logits and their fp32 loss). A run fits when the sum
 stays under 90% of the GPU's memory (the CUDA context and allocator fragmentation take the rest).
 
-Fine-tuning (AlignJob, RewardTrain): their trainer keeps a full replica on every GPU (plain
-data parallelism, no ZeRO or tensor parallelism), so the same 16 B/param and activations apply
-with tensor 1 and nothing sharded. A DPO or RPO step runs the chosen and the rejected response of
-each pair through the model at once (twice the micro batch) and counts a frozen bf16 reference
-model (2 B/param): DPO trainers keep one resident, this one frees it once the reference
-log-probs are computed, so the estimate is an upper bound there. A reward model's head outputs
-five attributes: no vocabulary-sized logits.
+Fine-tuning (AlignJob, RewardTrain): the same accounting with tensor 1 (their trainer is data
+parallel only), ZeRO over nodes x GPUs as ``spec.parallelism.zeroStage`` says when
+``spec.deepspeed`` (stage 0, a full replica per GPU, without it). A DPO or RPO step runs the
+chosen and the rejected response of each pair through the model at once (twice the micro batch).
+Its frozen reference costs nothing on top: the worker computes every pair's reference log-probs
+in a no-grad pass before training and keeps only those numbers, so the reference is never
+resident beside the gradients. With ``reference: previous`` that pass is the policy itself; with
+``reference: base`` on a stage after the first, the worker loads the base model (an unsharded
+bf16 copy, 2 B/param) and frees it before the policy is loaded, so that copy alone must fit a
+GPU. A RewardTrain step puts each rank's share of the global batch (ceil(batch / ranks) ratings,
+plus two sequences per pair with a Bradley-Terry term) through one forward and backward; its
+head outputs five attributes: no vocabulary-sized logits.
 
 Generation (vLLM): weights are 2 B/param in bf16 or 1 B/param with FP8 quantization, split over
 the tensor-parallel group; they must leave room for the KV cache, so at most 80% of a GPU.
@@ -24,7 +29,8 @@ the tensor-parallel group; they must leave room for the KV cache, so at most 80%
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from synthloop.api.v1alpha1.pretrain import Architecture
 from synthloop.models.presets import ModelDims, get_preset
@@ -44,15 +50,13 @@ class TrainingMemory:
     activations: float
     logits: float
     gathered: float
-    reference: float = 0.0  # a frozen reference model (DPO, RPO)
 
     @property
     def total(self) -> float:
-        return (self.weights + self.gradients + self.optimizer + self.activations + self.logits + self.gathered
-                + self.reference)
+        return self.weights + self.gradients + self.optimizer + self.activations + self.logits + self.gathered
 
     def describe(self) -> str:
-        parts = ("weights", "gradients", "optimizer", "activations", "logits", "gathered", "reference")
+        parts = ("weights", "gradients", "optimizer", "activations", "logits", "gathered")
         shown = ", ".join(f"{p} {getattr(self, p) / GIB:.1f}" for p in parts if getattr(self, p))
         return f"{self.total / GIB:.1f} GiB per GPU ({shown})"
 
@@ -142,19 +146,20 @@ def generator_problem(params_billions: float, *, tensor_parallel: int, quantizat
     )
 
 
-def finetune_memory(dims: ModelDims, *, micro_batch: int, seq_length: int, pairs: bool, reference: bool,
-                    vocab_logits: bool = True) -> TrainingMemory:
-    """Memory per GPU of an AlignJob or RewardTrain step: a full replica per GPU (see the module doc).
+def finetune_memory(dims: ModelDims, *, sequences: int, seq_length: int, data: int = 1, zero_stage: int = 0,
+                    activation_checkpointing: bool = False, vocab_logits: bool = True) -> TrainingMemory:
+    """Memory per GPU of an AlignJob or RewardTrain step (see the module doc): ``sequences`` go
+    through the model per GPU in one forward/backward (chosen and rejected together for a pair),
+    ZeRO shards over the ``data`` ranks (nodes x GPUs); no tensor parallelism."""
+    mem = training_memory(dims.with_(seq_length=seq_length), tensor=1, data=data, zero_stage=zero_stage,
+                          micro_batch=sequences, activation_checkpointing=activation_checkpointing)
+    return mem if vocab_logits else replace(mem, logits=0.0)
 
-    ``pairs``: chosen and rejected go through together (DPO, RPO, a Bradley-Terry term);
-    ``reference``: a frozen bf16 reference model is resident (DPO, RPO).
-    """
-    batch = micro_batch * (2 if pairs else 1)
-    mem = training_memory(dims.with_(seq_length=seq_length), tensor=1, data=1, zero_stage=0, micro_batch=batch,
-                          activation_checkpointing=False)
-    return TrainingMemory(mem.weights, mem.gradients, mem.optimizer, mem.activations,
-                          mem.logits if vocab_logits else 0.0, 0.0,
-                          reference=2.0 * dims.total_params() if reference else 0.0)
+
+def reference_copy_bytes(dims: ModelDims) -> float:
+    """An unsharded bf16 copy of a model: what ``reference: base`` loads on every GPU when it is
+    not the stage's own starting model (see the module doc)."""
+    return 2.0 * dims.total_params()
 
 
 @dataclass(frozen=True)
@@ -168,31 +173,82 @@ class FinetuneProblem:
         return f"{self.field}: {self.message}"
 
 
-def finetune_problem(dims: ModelDims, *, micro_batch: int, seq_length: int, pairs: bool, reference: bool,
-                     gpu_memory_gib: float, micro_batch_field: str, vocab_logits: bool = True,
-                     what: str = "") -> FinetuneProblem | None:
-    """None when the step fits; else the field to change (the micro batch when a smaller one
-    fits, with the largest that does; else the model) and the estimate by part against the
-    GPU's usable memory."""
-    mem = finetune_memory(dims, micro_batch=micro_batch, seq_length=seq_length, pairs=pairs, reference=reference,
-                          vocab_logits=vocab_logits)
+@dataclass(frozen=True)
+class FinetuneRun:
+    """What sizes a fine-tuning step: the shape, the batch field and how it maps to sequences per GPU."""
+
+    dims: ModelDims
+    seq_length: int
+    batch: int  # the value of ``batch_field``
+    batch_field: str  # e.g. spec.microBatchSize
+    sequences_per_unit: int  # sequences per GPU per unit of the batch field (2 for a pair)
+    data: int  # data-parallel ranks: nodes x GPUs per node
+    zero_stage: int  # the effective stage (0 without DeepSpeed)
+    deepspeed: bool
+    activation_checkpointing: bool
+    per_gpu_share: bool = False  # the batch field is global: each GPU takes ceil(batch / data) of it
+    vocab_logits: bool = True
+    what: str = ""
+
+    def sequences(self, batch: int) -> int:
+        units = -(-batch // self.data) if self.per_gpu_share else batch
+        return units * self.sequences_per_unit
+
+    def memory(self, batch: int, *, zero_stage: int | None = None,
+               activation_checkpointing: bool | None = None) -> TrainingMemory:
+        return finetune_memory(
+            self.dims, sequences=self.sequences(batch), seq_length=self.seq_length, data=self.data,
+            zero_stage=self.zero_stage if zero_stage is None else zero_stage,
+            activation_checkpointing=(self.activation_checkpointing if activation_checkpointing is None
+                                      else activation_checkpointing),
+            vocab_logits=self.vocab_logits)
+
+
+def finetune_problem(run: FinetuneRun, *, gpu_memory_gib: float) -> FinetuneProblem | None:
+    """None when the step fits; else the field to change and the estimate by part against the
+    GPU's usable memory: the batch field when a smaller one fits (the largest that does), else
+    ``spec.parallelism`` when ZeRO-3 with activation checkpointing fits, else the model."""
     limit = TRAIN_USABLE * gpu_memory_gib * GIB
+    mem = run.memory(run.batch)
     if mem.total <= limit:
         return None
+    short = run.batch_field.rsplit(".", 1)[-1]
 
-    def fits(batch: int) -> TrainingMemory | None:
-        m = finetune_memory(dims, micro_batch=batch, seq_length=seq_length, pairs=pairs, reference=reference,
-                            vocab_logits=vocab_logits)
-        return m if m.total <= limit else None
+    def largest(top: int, **how: Any) -> tuple[int, TrainingMemory] | None:
+        """The largest batch up to ``top`` that fits (memory grows with the batch)."""
+        return next(((b, m) for b in range(top, 0, -1) if (m := run.memory(b, **how)).total <= limit), None)
 
-    # memory grows with the batch: the largest smaller one that fits, if any
-    best = next(((b, m) for b in range(micro_batch - 1, 0, -1) if (m := fits(b)) is not None), None)
-    short = micro_batch_field.rsplit(".", 1)[-1]
-    field = micro_batch_field if best is not None else "spec.baseModel"
-    hint = (f"try {short} {best[0]} ({best[1].total / GIB:.1f} GiB)" if best is not None
-            else "the trainer keeps a full replica of the model on every GPU: use a smaller base model, "
-                 "or a shorter maxLength")
+    best = largest(run.batch - 1)
+    sharded = largest(run.batch, zero_stage=3, activation_checkpointing=True)
+    if best is not None:
+        field, hint = run.batch_field, f"try {short} {best[0]} ({best[1].total / GIB:.1f} GiB)"
+    elif sharded is not None and (run.zero_stage < 3 or not run.activation_checkpointing):
+        asks = [a for a, need in (("deepspeed: true", not run.deepspeed),
+                                  ("parallelism.zeroStage: 3", run.zero_stage < 3),
+                                  ("parallelism.activationCheckpointing: true", not run.activation_checkpointing),
+                                  (f"{short} {sharded[0]}", sharded[0] < run.batch)) if need]
+        field, hint = "spec.parallelism", f"try {', '.join(asks)} ({sharded[1].total / GIB:.1f} GiB)"
+    else:
+        floor = run.memory(1, zero_stage=3, activation_checkpointing=True)
+        field = "spec.baseModel"
+        hint = (f"even with zeroStage 3, activation checkpointing and {short} 1 it needs {floor.total / GIB:.1f} "
+                "GiB: use more nodes, a smaller base model or a shorter maxLength")
     return FinetuneProblem(field, (
-        f"a {dims.total_params() / 1e9:.2f}B-parameter model{what}, {short} {micro_batch}, sequence length "
-        f"{seq_length} needs about {mem.describe()}; the profile's GPUs have {gpu_memory_gib:g} GiB "
+        f"a {run.dims.total_params() / 1e9:.2f}B-parameter model{run.what}, {short} {run.batch}, sequence "
+        f"length {run.seq_length}, zeroStage {run.zero_stage}{'' if run.deepspeed else ' (deepspeed: false)'} over "
+        f"{run.data} GPUs"
+        f"{', activation checkpointing' if run.activation_checkpointing else ''} needs about "
+        f"{mem.describe()}; the profile's GPUs have {gpu_memory_gib:g} GiB "
         f"({TRAIN_USABLE:.0%} usable = {limit / GIB:.1f} GiB); {hint}"))
+
+
+def reference_problem(dims: ModelDims, *, gpu_memory_gib: float, field: str) -> FinetuneProblem | None:
+    """``reference: base`` on a later stage: its unsharded bf16 copy alone must fit a GPU."""
+    limit = TRAIN_USABLE * gpu_memory_gib * GIB
+    need = reference_copy_bytes(dims)
+    if need <= limit:
+        return None
+    return FinetuneProblem(field, (
+        f"reference: base loads an unsharded bf16 copy of the {dims.total_params() / 1e9:.2f}B-parameter base "
+        f"model on every GPU to score the pairs ({need / GIB:.1f} GiB), more than {limit / GIB:.1f} GiB usable "
+        "of the profile's GPUs; use reference: previous (the stage's own start, scored by the sharded policy)"))

@@ -190,54 +190,6 @@ def _on(doc: dict[str, Any], producer: str) -> dict[str, Any]:
     return doc
 
 
-def test_an_alignjob_whose_base_model_cannot_fit_a_gpu_is_refused_with_the_numbers() -> None:
-    """The align trainer keeps a full replica per GPU: the flagship 340B AlignJob cannot run on it."""
-    base = example("pretrainjob.yaml")  # nemotron4-340b-base
-    found = problems(example("alignjob.yaml"), _Producers(base))
-    (problem,) = found
-    assert problem.startswith("spec.baseModel: a 341.03B-parameter model in stage dpo"), problem
-    assert "needs about" in problem and "GiB per GPU" in problem and "reference 635.2" in problem
-    assert "the profile's GPUs have 80 GiB (90% usable = 72.0 GiB)" in problem
-
-
-def test_an_alignjob_micro_batch_too_large_names_the_field_and_what_fits() -> None:
-    lookup = _Producers(_pretrain("small", SMALL))
-    doc = _on(example("alignjob.yaml"), "small")
-    doc["spec"]["microBatchSize"] = 16  # dpo: 32 sequences of 4096 tokens per forward
-    (problem,) = problems(doc, lookup)
-    assert problem.startswith("spec.microBatchSize: a 0.87B-parameter model in stage dpo"), problem
-    assert "microBatchSize 16" in problem and "try microBatchSize 5" in problem
-    doc["spec"]["microBatchSize"] = 4
-    assert problems(doc, lookup) == []
-    # sft only: no pairs and no reference model, so a larger micro batch fits
-    doc["spec"]["stages"] = [{"type": "sft"}]
-    doc["spec"]["evaluation"] = {}
-    doc["spec"]["microBatchSize"] = 8
-    assert problems(doc, lookup) == []
-
-
-def test_a_rewardtrain_batch_is_checked_against_the_gpu() -> None:
-    lookup = _Producers(_pretrain("small", SMALL), example("pretrainjob.yaml"))
-    doc = _on(example("rewardtrain.yaml"), "small")  # globalBatchSize 128 ratings (+ pairs) in one step
-    (problem,) = problems(doc, lookup)
-    assert problem.startswith("spec.training.globalBatchSize: a 0.87B-parameter model with a regression head, "
-                              "globalBatchSize 128"), problem
-    assert "logits" not in problem  # five attributes, no vocabulary
-    doc["spec"]["training"]["globalBatchSize"] = 4
-    assert problems(doc, lookup) == []
-    (problem,) = problems(_on(example("rewardtrain.yaml"), "nemotron4-340b-base"), lookup)
-    assert problem.startswith("spec.baseModel: a 341.03B-parameter model"), problem
-
-
-def test_finetune_memory_counts_pairs_and_the_reference_model() -> None:
-    dims = PRESETS["tiny"]
-    sft = capacity.finetune_memory(dims, micro_batch=4, seq_length=256, pairs=False, reference=False)
-    dpo = capacity.finetune_memory(dims, micro_batch=4, seq_length=256, pairs=True, reference=True)
-    assert sft.weights + sft.gradients + sft.optimizer == pytest.approx(16 * dims.total_params())
-    assert sft.reference == 0 and dpo.reference == pytest.approx(2 * dims.total_params())
-    assert dpo.activations == pytest.approx(2 * sft.activations)  # chosen and rejected in one forward
-
-
 def test_the_iteration_2_generator_is_sized_from_the_alignjob_that_promotes_it() -> None:
     """``promoted: interm-1`` names the AlignJob here that promotes it, whose base is the 340B PretrainJob:
     its bf16 weights cannot fit tensorParallel 8 on 80 GiB GPUs, and fp8 is offered."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from synthloop import capacity
 from synthloop.api.v1alpha1.align import AlignJobSpec
 from synthloop.api.v1alpha1.common import Evaluation, Promotion, Source
+from synthloop.api.v1alpha1.sharding import effective_zero_stage
 from synthloop.builders import stages as S
 from synthloop.builders.stages import StagePlan
 from synthloop.controllers.plugin import Checks, KindPlugin, Lookup, evaluation_of
@@ -45,7 +46,8 @@ class AlignPlugin(KindPlugin[AlignJobSpec]):
         return checks.producer_dims(spec.base_model, depth)
 
     def first_pass_problems(self, spec: AlignJobSpec, checks: Checks) -> list[str]:
-        """Memory per GPU of the most demanding stage (a preference stage: pairs and a reference model)."""
+        """Memory per GPU of the most demanding stage (a preference stage: chosen and rejected in one
+        forward), ZeRO-sharded over nodes x GPUs; and a base reference copy where one is loaded."""
         gpus, gib = spec.resources.gpus_per_node, checks.profile.gpu_memory_gib
         if not gpus or not gib:
             return []
@@ -53,12 +55,19 @@ class AlignPlugin(KindPlugin[AlignJobSpec]):
         if dims is None:
             return []
         pref = [i for i, s in enumerate(spec.stages) if s.type in PREFERENCE_STAGES]
-        problem = capacity.finetune_problem(
-            dims, micro_batch=spec.micro_batch_size, seq_length=spec.max_length or dims.seq_length,
-            pairs=bool(pref), reference=bool(pref), gpu_memory_gib=gib, micro_batch_field="spec.microBatchSize",
-            what=f" in stage {spec.stages[pref[0]].type} (spec.stages[{pref[0]}]: pairs and a reference model)"
+        par = spec.parallelism
+        run = capacity.FinetuneRun(
+            dims=dims, seq_length=spec.max_length or dims.seq_length, batch=spec.micro_batch_size,
+            batch_field="spec.microBatchSize", sequences_per_unit=2 if pref else 1,
+            data=spec.resources.nodes * gpus, zero_stage=effective_zero_stage(par, spec), deepspeed=spec.deepspeed,
+            activation_checkpointing=par.activation_checkpointing,
+            what=f" in stage {spec.stages[pref[0]].type} (spec.stages[{pref[0]}]: chosen and rejected together)"
             if pref else " in sft")
-        return [str(problem)] if problem else []
+        problems = [capacity.finetune_problem(run, gpu_memory_gib=gib)]
+        # stage 0's reference: base is its own start (the policy scores it); later stages load a copy
+        problems += [capacity.reference_problem(dims, gpu_memory_gib=gib, field=f"spec.stages[{i}].reference")
+                     for i in pref if i > 0 and spec.stages[i].reference == "base"]
+        return [str(p) for p in problems if p is not None]
 
 
 PLUGIN = AlignPlugin()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from synthloop import capacity
 from synthloop.api.v1alpha1.common import Evaluation, Promotion, Source
 from synthloop.api.v1alpha1.pretrain import PretrainJobSpec
+from synthloop.api.v1alpha1.sharding import effective_zero_stage
 from synthloop.builders import stages as S
 from synthloop.builders.stages import StagePlan
 from synthloop.controllers.plugin import Checks, KindPlugin, evaluation_of
@@ -63,7 +64,7 @@ class PretrainPlugin(KindPlugin[PretrainJobSpec]):
                     problems.append(f"{where}: {size} is not a multiple of microBatchSize {par.micro_batch_size} "
                                     f"x data parallel {data}")
             problem = capacity.training_problem(
-                dims, tensor=par.tensor, data=data, zero_stage=par.zero_stage, micro_batch=par.micro_batch_size,
+                dims, tensor=par.tensor, data=data, zero_stage=effective_zero_stage(par, spec), micro_batch=par.micro_batch_size,
                 activation_checkpointing=par.activation_checkpointing, gpu_memory_gib=profile.gpu_memory_gib)
             if problem:
                 problems.append(f"spec.parallelism: {problem}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from synthloop import capacity
 from synthloop.api.v1alpha1.common import Evaluation, Promotion, Source
 from synthloop.api.v1alpha1.reward import AttributeWeights, RewardTrainSpec
+from synthloop.api.v1alpha1.sharding import effective_zero_stage
 from synthloop.builders import stages as S
 from synthloop.builders.stages import StagePlan
 from synthloop.controllers.plugin import Checks, KindPlugin, evaluation_of
@@ -35,19 +36,23 @@ class RewardTrainPlugin(KindPlugin[RewardTrainSpec]):
         return checks.producer_dims(spec.base_model, depth)
 
     def first_pass_problems(self, spec: RewardTrainSpec, checks: Checks) -> list[str]:
-        """Memory per GPU: the whole batch of ratings (and of pairs, with a Bradley-Terry term) in one step."""
+        """Memory per GPU: each rank's share of the global batch of ratings (and of pairs, with a
+        Bradley-Terry term) in one step, ZeRO-sharded over nodes x GPUs."""
         gpus, gib = spec.resources.gpus_per_node, checks.profile.gpu_memory_gib
         if not gpus or not gib:
             return []
         dims = checks.producer_dims(spec.base_model)
         if dims is None:
             return []
-        tp = spec.training
-        problem = capacity.finetune_problem(
-            dims, micro_batch=tp.global_batch_size, seq_length=spec.max_length or dims.seq_length,
-            pairs=tp.bradley_terry_weight > 0 and spec.preference_data is not None, reference=False,
-            gpu_memory_gib=gib, micro_batch_field="spec.training.globalBatchSize", vocab_logits=False,
-            what=" with a regression head")
+        tp, par = spec.training, spec.parallelism
+        pairs = tp.bradley_terry_weight > 0 and spec.preference_data is not None
+        run = capacity.FinetuneRun(
+            dims=dims, seq_length=spec.max_length or dims.seq_length, batch=tp.global_batch_size,
+            batch_field="spec.training.globalBatchSize", sequences_per_unit=3 if pairs else 1,
+            data=spec.resources.nodes * gpus, zero_stage=effective_zero_stage(par, spec), deepspeed=spec.deepspeed,
+            activation_checkpointing=par.activation_checkpointing, per_gpu_share=True, vocab_logits=False,
+            what=" with a regression head" + (" (ratings and pairs in one step)" if pairs else ""))
+        problem = capacity.finetune_problem(run, gpu_memory_gib=gib)
         return [str(problem)] if problem else []
 
 

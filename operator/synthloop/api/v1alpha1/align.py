@@ -18,6 +18,7 @@ from synthloop.api.v1alpha1.common import (
     ref_kind_rule,
 )
 from synthloop.api.v1alpha1.pod import PodSettings
+from synthloop.api.v1alpha1.sharding import DeepSpeedSetting, Sharding
 
 
 class Stage(Model):
@@ -69,7 +70,7 @@ class Stage(Model):
     )
 
 
-class AlignSettings(Model):
+class AlignSettings(DeepSpeedSetting):
     """What an align worker reads besides its stage (the same fields on the spec and in the pod)."""
 
     seed: int = Field(default=0, ge=0, description="Seed of data order and initialisation.")
@@ -83,6 +84,11 @@ class AlignSettings(Model):
         default=0.01, ge=0, le=1, description="Fail the stage if more than this fraction of data rows do not parse."
     )
     weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
+    parallelism: Sharding = Field(
+        default_factory=Sharding,
+        description="ZeRO sharding over nodes x GPUs (this trainer is data parallel only: no tensor or "
+        "pipeline split).",
+    )
 
 
 class AlignJobSpec(CommonSpec, AlignSettings, PodSettings):

@@ -19,6 +19,7 @@ from synthloop.api.v1alpha1.common import (
     ref_kind_rule,
 )
 from synthloop.api.v1alpha1.pod import PodSettings
+from synthloop.api.v1alpha1.sharding import DeepSpeedSetting, Sharding
 
 PRESETS = ("nemotron4-340b", "tiny", "tiny-test")
 
@@ -114,7 +115,7 @@ class BatchRampStep(Model):
     tokens: int | None = Field(default=None, ge=1, description="Tokens at this size; omit on the last step.")
 
 
-class Parallelism(Model):
+class Parallelism(Sharding):
     """How the model is split over GPUs: DeepSpeed ZeRO data parallelism with AutoTP tensor parallelism."""
 
     tensor: int = Field(default=1, ge=1, le=64, description="Tensor parallel size (DeepSpeed AutoTP), within a node.")
@@ -126,14 +127,7 @@ class Parallelism(Model):
     data: int | None = Field(
         default=None, ge=1, description="Data parallel size; must equal GPUs / tensor (default: that)."
     )
-    zero_stage: int = Field(
-        default=1, ge=0, le=3,
-        description="DeepSpeed ZeRO stage: 1 shards optimizer state, 2 also gradients, 3 also weights.",
-    )
     micro_batch_size: int = Field(default=1, ge=1, description="Sequences per forward pass per GPU.")
-    activation_checkpointing: bool = Field(
-        default=False, description="Recompute activations in the backward pass (keeps one layer input per layer)."
-    )
 
 
 class Checkpointing(Model):
@@ -143,7 +137,7 @@ class Checkpointing(Model):
     resume: bool = Field(default=True, description="Resume from the latest complete checkpoint on retry.")
 
 
-class PretrainSettings(Model):
+class PretrainSettings(DeepSpeedSetting):
     """What the pretrain worker reads (the same fields on the spec and in the pod)."""
 
     model: Architecture = Field(description="Model architecture.")
@@ -160,7 +154,6 @@ class PretrainSettings(Model):
     seed: int = Field(default=0, ge=0, description="Seed of data order and initialisation.")
     log_every: int = Field(default=10, ge=1, description="Log the loss every N steps.")
     progress_every: int = Field(default=10, ge=1, description="Report progress to the operator every N steps.")
-    deepspeed: bool = Field(default=True, description="Use DeepSpeed on GPUs (plain PyTorch DDP when false).")
 
 
 class PretrainJobSpec(CommonSpec, PretrainSettings, PodSettings):

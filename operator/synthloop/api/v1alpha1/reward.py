@@ -18,6 +18,7 @@ from synthloop.api.v1alpha1.common import (
     ref_kind_rule,
 )
 from synthloop.api.v1alpha1.pod import PodSettings
+from synthloop.api.v1alpha1.sharding import DeepSpeedSetting, Sharding
 
 ATTRIBUTES = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
 #: The Nemotron-4-340B-Reward model card's weights of the scalar reward (HelpSteer2 paper,
@@ -54,7 +55,7 @@ class RewardTraining(Model):
     )
 
 
-class RewardSettings(Model):
+class RewardSettings(DeepSpeedSetting):
     """What the reward-train worker reads (the same fields on the spec and in the pod)."""
 
     weights: AttributeWeights = Field(
@@ -67,6 +68,11 @@ class RewardSettings(Model):
     )
     max_malformed_fraction: float = Field(
         default=0.01, ge=0, le=1, description="Fail if more than this fraction of data rows do not parse."
+    )
+    parallelism: Sharding = Field(
+        default_factory=Sharding,
+        description="ZeRO sharding over nodes x GPUs (this trainer is data parallel only: no tensor or "
+        "pipeline split).",
     )
 
 
