@@ -8,7 +8,12 @@
 ``base_model`` input when given, else ``model``).
 
 Reference log-probs are computed once per stage/iteration before training (the reference is
-frozen), so no second model is held in memory. The stage list is checked against the inputs
+frozen), so no second model is held beside the policy: ``reference: previous`` is the policy
+itself; ``reference: base``, when the policy does not start from the base, loads the base alone,
+scores every pair and frees it before the policy is loaded. On GPUs with ``deepspeed`` the
+policy trains under DeepSpeed ZeRO (``parallelism.zeroStage``; ``workers/runtime/sharded.py``),
+one engine for the Job whose optimizer restarts at each unit; ``activationCheckpointing``
+recomputes activations. The stage list is checked against the inputs
 before anything is trained (a ``data`` input, a SynthRound prefix, supplies ``sft.jsonl`` and
 ``preference.jsonl`` when those inputs are not given); each finished stage (and RPO iteration) is saved under
 ``<output>/stages/<n>-<type>[-<iter>]/`` with its manifest, and a retried pod skips the stages
@@ -44,6 +49,12 @@ from synthloop.workers.runtime.run import (
     pick_device,
     quiet_transformers,
     seed_everything,
+)
+from synthloop.workers.runtime.sharded import (
+    finetune_deepspeed,
+    micro_batches,
+    steps_per_rank,
+    zero3_loading,
 )
 from synthloop.workers.training.data import (
     PreferencePair,
@@ -113,11 +124,22 @@ class Policy:
             model, tokenizer, device, max_length, micro)
         self.env = env or DistEnv()
         self.pad = int(model.config.pad_token_id)
+        self.lockstep = False  # ZeRO-3: every rank runs as many forward passes (they gather weights)
 
     def mine(self, items: list[Any]) -> list[list[Any]]:
         """This rank's micro-batches of ``items`` (a contiguous run of them; maybe none)."""
         micros = batches(items, self.micro)
         return [micros[i] for i in shard_range(len(micros), index=self.env.rank, shards=self.env.world_size)]
+
+    def step_micros(self, engine: Engine, batch: list[Any], lr: float) -> list[tuple[list[Any], float]]:
+        """Start a global step on ``batch``: this rank's micro-batches with their weight (see
+        ``sharded.micro_batches``: under DeepSpeed every rank runs as many, fillers weighted 0)."""
+        total = len(batches(batch, self.micro))
+        ds = engine.ds_engine is not None
+        engine.begin(lr, global_batch_size=(self.micro * steps_per_rank(total, self.env.world_size)
+                                            * self.env.world_size) if ds else None)
+        return micro_batches(self.mine(batch), total=total, world_size=self.env.world_size,
+                             filler=batch[:self.micro], deepspeed=ds)
 
     def encode(self, convs: list[list[dict[str, str]]], train_on: str) -> tuple[torch.Tensor, ...]:
         rows = [encode_conversation(self.tok, c, max_length=self.max_length, train_on=train_on)  # type: ignore[arg-type]
@@ -145,9 +167,12 @@ class Policy:
         micro-batches and the ranks gather them in order."""
         self.model.eval()
         rows: list[tuple[float, float]] = []
-        for b in self.mine(pairs):
+        for b, keep in micro_batches(self.mine(pairs), total=len(batches(pairs, self.micro)),
+                                     world_size=self.env.world_size, filler=pairs[:self.micro],
+                                     deepspeed=self.lockstep):
             lc, lr, _ = self.pair_logps(self.model, b)
-            rows.extend(zip(lc.tolist(), lr.tolist(), strict=True))
+            if keep:
+                rows.extend(zip(lc.tolist(), lr.tolist(), strict=True))
         self.model.train()
         every = gather_lists(rows, self.env)
         return (torch.tensor([c for c, _ in every], dtype=torch.float32),
@@ -206,19 +231,45 @@ def run(config: WorkerConfig) -> int:
         shutil.rmtree(model_dir, ignore_errors=True)
         store.download_dir(io.uri("stages", units[start - 1][3]) + "/", model_dir)
         log("resumed", after=units[start - 1][3])
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device)
+    ds_cfg = finetune_deepspeed(params, params.parallelism, device=device, env=env,
+                                micro_batch_size=params.micro_batch_size)
+    # ``reference: base``: the job's input model (``base_model`` when the operator runs one Job
+    # per stage; ``model`` is then the previous stage's result). When the policy starts from it,
+    # the policy scores it; else it is loaded alone, before the policy, and freed.
+    wants_base = any(st.type != "sft" and st.reference == "base" for _, st, _, _ in units[start:])
+    base_is_start = start == 0 and config.inputs.get("base_model", config.inputs["model"]) == config.inputs["model"]
+    base_ref: tuple[torch.Tensor, torch.Tensor] | None = None
+    if wants_base and not base_is_start:
+        ref_dir = io.fetch_model("base_model") if "base_model" in config.inputs else base_dir
+        ref_model = AutoModelForCausalLM.from_pretrained(
+            ref_dir, **({"dtype": torch.bfloat16} if device.type == "cuda" else {})).to(device)
+        max_length = params.max_length or int(ref_model.config.max_position_embeddings)
+        base_ref = Policy(ref_model, tokenizer, device, max_length, params.micro_batch_size, env).reference_logps(pairs)
+        del ref_model
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    loading = zero3_loading(ds_cfg)  # noqa: F841  (alive while the policy loads: ZeRO-3 partitions it)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    if ds_cfg is None:
+        model.to(device)  # DeepSpeed places (and partitions) it itself
+    if params.parallelism.activation_checkpointing:
+        model.gradient_checkpointing_enable()  # what the operator's capacity check assumed
     model.train()
     max_length = params.max_length or int(model.config.max_position_embeddings)
     policy = Policy(model, tokenizer, device, max_length, params.micro_batch_size, env)
-    base_ref: tuple[torch.Tensor, torch.Tensor] | None = None
+    # each rank runs its micro-batches of every global batch; gradients summed at the step
+    engine = Engine(model, lr=units[start][1].lr if start < len(units) else 0.0,
+                    weight_decay=params.weight_decay, grad_clip=1.0, env=env, ddp=False, ds_config=ds_cfg)
+    policy.lockstep = engine.ds_engine is not None
+    if wants_base and base_ref is None:
+        base_ref = policy.reference_logps(pairs)  # the policy's start is the base
     metrics: dict[str, float] = {}
 
     for k, (i, st, it, name) in enumerate(units):
         if k < start:
             continue
-        # each rank runs its micro-batches of every global batch; gradients summed at the step
-        engine = Engine(model, lr=st.lr, weight_decay=params.weight_decay, grad_clip=1.0, env=env,
-                        ddp=False)
+        if k > start:
+            engine.reset_optimizer()  # each stage and RPO iteration starts a fresh AdamW
         rng = random.Random(f"{params.seed}:{name}")
         if st.type == "sft":
             losses = _train_sft(policy, engine, st, sft_rows, rng, io, name)
@@ -226,14 +277,7 @@ def run(config: WorkerConfig) -> int:
             metrics[f"stage.{name}.loss.final"] = losses[-1]
         else:
             if st.reference == "base":
-                if base_ref is None:
-                    # the job's input model: ``base_model`` when the operator runs one Job per
-                    # stage (``model`` is then the previous stage's result)
-                    ref_dir = io.fetch_model("base_model") if "base_model" in config.inputs else base_dir
-                    base_policy = Policy(AutoModelForCausalLM.from_pretrained(ref_dir).to(device),
-                                         tokenizer, device, max_length, params.micro_batch_size, env)
-                    base_ref = base_policy.reference_logps(pairs)
-                    del base_policy
+                assert base_ref is not None
                 ref = base_ref
             else:
                 ref = policy.reference_logps(pairs)  # previous checkpoint = reference
@@ -244,14 +288,16 @@ def run(config: WorkerConfig) -> int:
             metrics[f"stage.{name}.margin_after"] = after
             if env.is_main:
                 log("stage", name=name, margin_before=before, margin_after=after)
+        full = engine.full_state_dict()  # ZeRO-3: gathered on every rank (a collective)
         if env.is_main:
-            _save_stage(io, name, model, tokenizer, config.scratch())
+            _save_stage(io, name, model, tokenizer, config.scratch(), state_dict=full)
 
+    full = engine.full_state_dict()
     if not env.is_main:  # the ranks hold the same weights; rank 0 writes them and the manifest
         return 0
     out = config.scratch() / "final-model"
     shutil.rmtree(out, ignore_errors=True)
-    save_model(model, tokenizer, out)
+    save_model(model, tokenizer, out, state_dict=full)
     io.upload_model(out)
     io.finish(metrics=metrics, counts=counts, model_uri=io.uri("model") + "/",
               stages=[u[3] for u in units])
@@ -287,11 +333,11 @@ def _train_sft(policy: Policy, engine: Engine, st: Stage, rows: list[list[dict[s
             if not losses and policy.env.world_size > 1:  # what each rank took of the first batch
                 log("rank-share", rank=policy.env.rank, world=policy.env.world_size, stage=st.type,
                     rows=[i for m in policy.mine(list(range(len(batch)))) for i in m], of=len(batch))
-            for micro in policy.mine(batch):
+            for micro, weight in policy.step_micros(engine, batch, st.lr):
                 ids, mask, labels = policy.encode(micro, "assistant")
                 loss = causal_lm_loss(policy.logits(engine, ids, mask), labels)
-                engine.backward(loss * len(micro) / len(batch))
-                step_loss += float(loss.detach()) * len(micro) / len(batch)
+                engine.backward(loss * (weight * len(micro) / len(batch)))
+                step_loss += float(loss.detach()) * weight * len(micro) / len(batch)
             engine.step(st.lr)
             step_loss = engine.all_sum(step_loss)
             losses.append(step_loss)
@@ -311,7 +357,7 @@ def _train_pref(policy: Policy, engine: Engine, st: Stage, pairs: list[Preferenc
         rng.shuffle(index)
         for batch in batches(index, st.global_batch_size):
             step_loss = 0.0
-            for micro in policy.mine(batch):
+            for micro, weight in policy.step_micros(engine, batch, st.lr):
                 sel = torch.tensor(micro)
                 pc, pr, nll = policy.pair_logps(engine, [pairs[j] for j in micro])
                 rc, rr = ref[0][sel].to(pc.device), ref[1][sel].to(pc.device)
@@ -324,8 +370,8 @@ def _train_pref(policy: Policy, engine: Engine, st: Stage, pairs: list[Preferenc
                                            eta=st.eta).mean()
                 if st.sft_weight:
                     loss = loss + st.sft_weight * nll
-                engine.backward(loss * len(micro) / len(batch))
-                step_loss += float(loss.detach()) * len(micro) / len(batch)
+                engine.backward(loss * (weight * len(micro) / len(batch)))
+                step_loss += float(loss.detach()) * weight * len(micro) / len(batch)
             engine.step(st.lr)
             step_loss = engine.all_sum(step_loss)
             done += 1
@@ -338,10 +384,11 @@ def _tick(io: Run, name: str, done: int, total: int, loss: float) -> None:
         io.progress(done=done, total=total, stage=name, loss=loss)
 
 
-def _save_stage(io: Run, name: str, model: Any, tokenizer: Any, scratch: Path) -> None:
+def _save_stage(io: Run, name: str, model: Any, tokenizer: Any, scratch: Path,
+                state_dict: dict[str, Any] | None = None) -> None:
     local = scratch / "stage"
     shutil.rmtree(local, ignore_errors=True)
-    save_model(model, tokenizer, local)
+    save_model(model, tokenizer, local, state_dict=state_dict)
     uri = io.uri("stages", name) + "/"
     infos = io.store.upload_dir(local, uri)
     write_manifest(io.store, uri, Manifest(task=f"{io.config.task}-stage",

@@ -122,6 +122,8 @@ class Engine:
         self.module = model
         # gradients summed by ``step`` (see the module doc) rather than averaged by DDP hooks
         self.sum_gradients = self.distributed and not ddp and ds_config is None
+        # DeepSpeed with pre-scaled shares: undo its 1/accumulation-steps and 1/world averaging
+        self.share_losses = not ddp
 
     def __call__(self, **batch: Any) -> Any:
         return self.wrapped(**batch)
@@ -136,8 +138,12 @@ class Engine:
 
     def backward(self, loss: torch.Tensor) -> None:
         """One micro-batch. Plain torch: ``loss`` is pre-scaled by the caller. DeepSpeed scales
-        by its gradient-accumulation steps itself and steps at the boundary."""
+        by its gradient-accumulation steps itself and steps at the boundary; with ``ddp=False``
+        the caller's shares are scaled back so that the result is their sum, as without it
+        (every rank must then run the same number of micro-batches: ``workers/runtime/sharded``)."""
         if self.ds_engine is not None:
+            if self.share_losses:
+                loss = loss * (self.ds_engine.gradient_accumulation_steps() * self.env.world_size)
             self.ds_engine.backward(loss)
             self.ds_engine.step()
         else:
@@ -182,6 +188,17 @@ class Engine:
                     q.grad.copy_(flat[offset: offset + n].view_as(q))  # type: ignore[union-attr]
                     offset += n
             bucket, size = ([p], p.numel()) if p is not None else ([], 0)
+
+    def reset_optimizer(self) -> None:
+        """Fresh AdamW moments and step counts (a new stage or RPO iteration), in place: a
+        DeepSpeed engine keeps its (ZeRO-partitioned) optimizer, so it is not rebuilt."""
+        base = getattr(self.optimizer, "optimizer", self.optimizer)  # ZeRO wraps the torch optimizer
+        for state in base.state.values():
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor):
+                    value.zero_()
+                elif key == "step":
+                    state[key] = 0
 
     def all_sum(self, value: float) -> float:
         """``value`` summed over the ranks (a loss share to the global batch's loss)."""
