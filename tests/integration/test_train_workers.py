@@ -71,7 +71,10 @@ def test_pretrain_reward_align_eval_on_minio(local_cluster: Any, s3_env: dict[st
     assert '"event": "checkpoint"' in proc.stdout
     m = verify_manifest(store, pre)
     assert m.task == "pretrain" and m.spec_hash == "abc" and m.namespace == namespace
-    assert m.metrics["loss.final"] < m.metrics["loss.first"]
+    # it learns: within the first phase (one distribution), the last steps' loss is below the
+    # first steps'; the continued phase trains on other text, so loss.final is not comparable
+    losses = store.get_json(f"{pre}losses.json")["losses"]
+    assert len(losses) == 16 and sum(losses[9:12]) < sum(losses[:3]), losses
     assert store.exists(f"{pre}model/model.safetensors")
     assert verify_manifest(store, f"{pre}checkpoints/step-15/").extra["step"] == 15
     progress = store.get_json(f"{pre}progress/pretrain-0.json")
