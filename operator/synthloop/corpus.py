@@ -99,10 +99,15 @@ def code_text(rng: random.Random) -> str:
 
 
 def chat_text(rng: random.Random) -> str:
-    """A QA exchange in the Nemotron chat format: alignment-style data for continued training."""
-    q, ans = arithmetic_problem(rng)
+    """A QA exchange in the Nemotron chat format: alignment-style data for continued training
+    (the corpus's own problems, or a synth template's worked one that is not held out)."""
+    if rng.random() < 0.5:
+        q, ans = arithmetic_problem(rng)
+        reply = f"The answer is {ans}."
+    else:
+        q, _, reply = math_word_problem(rng).removeprefix("Question: ").partition("\nAnswer: ")
     return (f"<extra_id_0>System\n\n<extra_id_1>User\n{q}\n"
-            f"<extra_id_1>Assistant\nThe answer is {ans}.\n")
+            f"<extra_id_1>Assistant\n{reply}\n")
 
 
 SOURCES: dict[str, Callable[[random.Random], str]] = {
