@@ -12,9 +12,9 @@ import yaml
 from synthloop.api.v1alpha1 import AlignJob, SynthRound
 from synthloop.api.validate import SpecError, parse_resource
 from synthloop.builders.jobs import Owner, Platform, build_job
-from synthloop.builders.podtemplate import pod_template_of
 from synthloop.builders.profiles import BUILTIN
 from synthloop.builders.stages import align_stages, eval_stage, job_request, synth_stages
+from synthloop.controllers.kinds import plugin_for
 
 pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +50,7 @@ def jobs_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for plan in plans:
         req = job_request(plan, owner=own, job_name=f"x-{plan.stage}", spec_hash="h", image="i",
-                          backoff_limit=1, resources=spec.resources, pod_template=pod_template_of(spec))
+                          backoff_limit=1, resources=spec.resources, pod_template=plugin_for(doc["kind"]).pod_template(spec))
         out.append(build_job(own, PLATFORM, BUILTIN.get(None), req))
     return out
 
@@ -108,3 +108,19 @@ def test_bad_templates_are_refused_naming_the_field(change: dict[str, Any], mess
     doc["spec"]["podTemplate"] = change
     with pytest.raises(SpecError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_resource(doc)
+
+
+def test_a_kinds_pod_env_joins_the_template_and_the_templates_own_entry_wins() -> None:
+    """builders/podtemplate.py asks no kind: the env comes from the kind's plugin (``pod_env``)."""
+    from synthloop.api.v1alpha1.pod import EnvVar, PodTemplate
+    from synthloop.builders import podtemplate
+
+    mine = PodTemplate(env=[EnvVar(name="OPENAI_API_KEY", value="from-the-template")])
+    kind = [EnvVar(name="OPENAI_API_KEY", value="from-the-kind"), EnvVar(name="B", value="b")]
+    out = podtemplate.pod_template_of(mine, env=kind)
+    assert out is not None and [(e.name, e.value) for e in out.env] == [("OPENAI_API_KEY", "from-the-template"),
+                                                                         ("B", "b")]
+    assert podtemplate.pod_template_of(None) is None
+    assert [e.name for e in podtemplate.pod_template_of(None, env=kind[1:]).env] == ["B"]  # type: ignore[union-attr]
+    source = Path(podtemplate.__file__).read_text()
+    assert "SynthRound" not in source and "isinstance" not in source  # no kind is asked for

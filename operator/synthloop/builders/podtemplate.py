@@ -9,26 +9,20 @@ a service account, Kueue topology annotations, extra node labels, env from Secre
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel
-
-from synthloop.api.v1alpha1.pod import EnvVar, KeyRef, PodTemplate
-from synthloop.api.v1alpha1.synth import SynthRoundSpec
-
-OPENAI_KEY_ENV = "OPENAI_API_KEY"  # what workers/synth/backends/openai_backend reads by default
+from synthloop.api.v1alpha1.pod import EnvVar, PodTemplate
 
 
-def pod_template_of(spec: BaseModel) -> PodTemplate | None:
-    """The spec's ``podTemplate``, plus what the kind itself needs on its pods (the OpenAI key)."""
-    template: PodTemplate | None = getattr(spec, "pod_template", None)
-    if isinstance(spec, SynthRoundSpec) and spec.generator.api_key_secret is not None:
-        ref = spec.generator.api_key_secret
-        template = template or PodTemplate()
-        if not any(e.name == OPENAI_KEY_ENV for e in template.env):
-            key = EnvVar(name=OPENAI_KEY_ENV, secret_key_ref=KeyRef(name=ref.name, key=ref.key))
-            template = template.model_copy(update={"env": [*template.env, key]})
-    return template
+def pod_template_of(template: PodTemplate | None, *, env: Sequence[EnvVar] = ()) -> PodTemplate | None:
+    """A spec's ``podTemplate`` plus ``env``, what its kind needs on every pod (its plugin's
+    ``pod_env``, e.g. an OpenAI-compatible endpoint's key); the template's own entry of a name wins."""
+    extra = [e for e in env if template is None or all(t.name != e.name for t in template.env)]
+    if not extra:
+        return template
+    template = template or PodTemplate()
+    return template.model_copy(update={"env": [*template.env, *extra]})
 
 
 def _env(var: EnvVar) -> dict[str, Any]:

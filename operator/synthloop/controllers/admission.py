@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pydantic import BaseModel
 
 from synthloop.builders.profiles import HardwareProfile
-from synthloop.controllers.kinds import plugin_for
+from synthloop.controllers.kinds import PLUGINS, plugin_for
 from synthloop.controllers.plugin import Checks, Lookup
 
 
@@ -27,4 +27,5 @@ def first_pass_problems(kind: str, spec: BaseModel, profile: HardwareProfile, *,
     plugin = plugin_for(kind)
     if not isinstance(spec, plugin.spec_type):
         raise TypeError(f"{kind}: expected a {plugin.spec_type.__name__}, got {type(spec).__name__}")
-    return plugin.first_pass_problems(spec, Checks(profile=profile, lookup=lookup, secret_exists=secret_exists))
+    return plugin.first_pass_problems(spec, Checks(profile=profile, plugins=PLUGINS, lookup=lookup,
+                                                    secret_exists=secret_exists))

@@ -14,7 +14,7 @@ from synthloop.api.v1alpha1.common import CommonSpec
 from synthloop.api.validate import SpecError
 from synthloop.builders.profiles import HardwareProfile
 from synthloop.controllers import reasons as R
-from synthloop.controllers.kinds import plugin_for
+from synthloop.controllers.kinds import PLUGINS, plugin_for
 from synthloop.controllers.plugin import Checks, KindPlugin
 from synthloop.controllers.resolve import find_cycle
 from synthloop.controllers.runstate import Lookup, RunState
@@ -53,7 +53,8 @@ def admit(run: RunState) -> Admitted:
         raise run.fail(R.PROFILE_MISSING, f"spec.resources.profile: {exc.args[0]}") from None
     lookup = Lookup(run.cluster, run.namespace)
     problems = plugin.first_pass_problems(spec, Checks(
-        profile=profile, lookup=lookup, secret_exists=lambda n: run.cluster.secret_exists(run.namespace, n)))
+        profile=profile, plugins=PLUGINS, lookup=lookup,
+        secret_exists=lambda n: run.cluster.secret_exists(run.namespace, n)))
     if problems:
         raise run.fail(R.INVALID_SPEC, f"{run.kind} {run.name!r} cannot run: " + "; ".join(problems))
     cycle = find_cycle(run.kind, run.name, run.body.get("spec") or {}, lookup)

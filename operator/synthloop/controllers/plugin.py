@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from synthloop.api.v1alpha1.common import CommonSpec, Evaluation, Output, Promotion, Source
+from synthloop.api.v1alpha1.pod import EnvVar, PodSettings, PodTemplate
 from synthloop.api.v1alpha1.reward import AttributeWeights
 from synthloop.api.validate import parse_spec
 from synthloop.artifacts.manifest import Manifest
 from synthloop.artifacts.store import WEIGHTS_NAME
+from synthloop.builders.podtemplate import pod_template_of
 from synthloop.builders.profiles import HardwareProfile
 from synthloop.builders.stages import TRAINING_TASKS, StagePlan
 from synthloop.controllers.status import progress_from_reports
@@ -37,11 +39,13 @@ class Lookup(Protocol):
     def list(self, kind: str) -> list[dict[str, Any]]: ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Checks:
-    """What a kind's first-pass checks may consult besides the spec."""
+    """What a kind's first-pass checks may consult besides the spec. ``plugins`` is the kind
+    registry (``kinds.PLUGINS``), handed in so that this module never imports it (one way)."""
 
     profile: HardwareProfile
+    plugins: Mapping[str, KindPlugin[Any]]
     lookup: Lookup | None = None
     secret_exists: Callable[[str], bool] | None = None
 
@@ -52,17 +56,15 @@ class Checks:
         (a ``uri``, another namespace's promotion, a producer not applied yet)."""
         if source is None or self.lookup is None or depth > MAX_PRODUCER_DEPTH:
             return None
-        from synthloop.controllers.kinds import PLUGINS  # the registry imports this module
-
         kind: str
         body: dict[str, Any] | None
         if source.from_ref is not None:
             kind, body = source.from_ref.kind, self.lookup.get(source.from_ref.kind, source.from_ref.name)
         elif source.promoted is not None and "/" not in source.promoted:
-            kind, body = self._promoter(source.promoted, PLUGINS)
+            kind, body = self._promoter(source.promoted)
         else:
             return None
-        plugin = PLUGINS.get(kind)
+        plugin = self.plugins.get(kind)
         raw = (body or {}).get("spec")
         if plugin is None or not isinstance(raw, dict):
             return None
@@ -72,10 +74,10 @@ class Checks:
             return None
         return plugin.model_dims(spec, self, depth + 1)
 
-    def _promoter(self, name: str, plugins: Mapping[str, KindPlugin[Any]]) -> tuple[str, dict[str, Any] | None]:
+    def _promoter(self, name: str) -> tuple[str, dict[str, Any] | None]:
         """The kind and body of the one object here that promotes ``name`` (none, or several: unknown)."""
         assert self.lookup is not None
-        found = [(kind, body) for kind in plugins for body in self.lookup.list(kind)
+        found = [(kind, body) for kind in self.plugins for body in self.lookup.list(kind)
                  if (((body.get("spec") or {}).get("promotion") or {}).get("name")) == name]
         return found[0] if len(found) == 1 else ("", None)
 
@@ -139,6 +141,16 @@ class KindPlugin(ABC, Generic[SpecT]):
         for m in final:
             counts.update(m.counts)
         return RunOutputs(outputs=[Output(name="model", uri=last.model_uri, sha256=sha, size=size)], counts=counts)
+
+    # -- pods ----------------------------------------------------------------------------
+    def pod_env(self, spec: SpecT) -> list[EnvVar]:
+        """Env the kind's own pods need besides ``spec.podTemplate`` (none by default)."""
+        return []
+
+    def pod_template(self, spec: SpecT) -> PodTemplate | None:
+        """What the builders merge into every Job of the run: ``spec.podTemplate`` plus ``pod_env``."""
+        assert isinstance(spec, PodSettings)  # every kind's spec has podTemplate
+        return pod_template_of(spec.pod_template, env=self.pod_env(spec))
 
     # -- evaluation and promotion --------------------------------------------------------
     def evaluation(self, spec: SpecT) -> Evaluation | None:

@@ -9,23 +9,25 @@ Fields the pass never touched keep exactly what the CR held (``exclude_unset``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
 
 from synthloop.api.v1alpha1 import KINDS
 from synthloop.api.v1alpha1.common import Condition, Output, Status
+from synthloop.artifacts.manifest import Manifest
+from synthloop.artifacts.store import ArtifactStore
 from synthloop.artifacts.uris import run_prefix
 from synthloop.builders.jobs import Owner
 from synthloop.controllers import conditions as C
+from synthloop.controllers.config import OperatorConfig
 from synthloop.controllers.gates import GateReport
 from synthloop.controllers.kube import Cluster
 from synthloop.controllers.status import status_patch
-
-if TYPE_CHECKING:
-    from synthloop.controllers.reconcile import Reconciler
 
 log = logging.getLogger("synthloop.operator")
 
@@ -90,10 +92,34 @@ def wire(status: Status) -> dict[str, Any]:
     return status.model_dump(by_alias=True, exclude_unset=True, exclude_none=True, mode="json")
 
 
+class PassContext(Protocol):
+    """What a pass needs of the reconciler that runs it (``reconcile.Reconciler`` is one): the
+    steps depend on this, not on the reconciler, so the dependency runs one way."""
+
+    @property
+    def cluster(self) -> Cluster: ...
+
+    @property
+    def store(self) -> ArtifactStore: ...
+
+    @property
+    def config(self) -> OperatorConfig: ...
+
+    @property
+    def ref_grace(self) -> timedelta: ...
+
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+
+    def verified(self, uri: str) -> tuple[Manifest, bytes]: ...
+
+    def promotion_lock(self, namespace: str, name: str) -> AbstractContextManager[Any]: ...
+
+
 class RunState:
     """One pass over one CR: identity, the typed old and new status, Events, and the write."""
 
-    def __init__(self, rec: Reconciler, kind: str, body: dict[str, Any]) -> None:
+    def __init__(self, rec: PassContext, kind: str, body: dict[str, Any]) -> None:
         self.rec, self.kind, self.body = rec, kind, body
         self.cluster, self.store, self.config = rec.cluster, rec.store, rec.config
         meta = body.get("metadata") or {}

@@ -17,7 +17,6 @@ from synthloop.artifacts.store import ArtifactNotFound
 from synthloop.artifacts.uris import join
 from synthloop.builders.jobs import Platform, build_job, build_service
 from synthloop.builders.names import attempt_job_name
-from synthloop.builders.podtemplate import pod_template_of
 from synthloop.builders.stages import StagePlan, job_request
 from synthloop.controllers import attempts as gang
 from synthloop.controllers import kueue
@@ -192,7 +191,7 @@ def _create(run: RunState, adm: Admitted, plan: StagePlan, name: str, resume_fro
                         s3_secure=run.config.s3_secure, image_pull_policy=run.config.image_pull_policy)
     req = job_request(plan, owner=run.owner, job_name=name, spec_hash=spec_hash(run), image=image,
                       backoff_limit=spec.backoff_limit, resources=spec.resources, resume_from=resume_from,
-                      pod_template=pod_template_of(spec))
+                      pod_template=adm.plugin.pod_template(spec))
     ins = list(req.config.inputs.values())
     req.config.checksums = {uri: sha for uri, sha in sorted(run.expected.items())
                             if any(uri == i or (i.endswith("/") and uri.startswith(i)) for i in ins)}

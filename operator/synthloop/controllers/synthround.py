@@ -7,6 +7,7 @@ from typing import Any
 
 from synthloop import capacity
 from synthloop.api.v1alpha1.common import Output, Source
+from synthloop.api.v1alpha1.pod import EnvVar, KeyRef
 from synthloop.api.v1alpha1.synth import SynthRoundSpec
 from synthloop.artifacts.manifest import Manifest
 from synthloop.builders import stages as S
@@ -15,6 +16,7 @@ from synthloop.controllers.plugin import Checks, KindPlugin, RunOutputs
 from synthloop.controllers.status import progress_from_reports
 
 DATA_ROLES = ("sft", "preference")
+OPENAI_KEY_ENV = "OPENAI_API_KEY"  # what workers/synth/backends/openai_backend reads by default
 
 
 def content_sha256(files: dict[str, tuple[str, str, int]]) -> str:
@@ -37,6 +39,13 @@ def data_outputs(manifest: Manifest) -> dict[str, tuple[str, str, int]]:
 class SynthRoundPlugin(KindPlugin[SynthRoundSpec]):
     kind = "SynthRound"
     spec_type = SynthRoundSpec
+
+    def pod_env(self, spec: SynthRoundSpec) -> list[EnvVar]:
+        """An OpenAI-compatible endpoint's bearer token, from the Secret the generator names."""
+        ref = spec.generator.api_key_secret
+        if ref is None:
+            return []
+        return [EnvVar(name=OPENAI_KEY_ENV, secret_key_ref=KeyRef(name=ref.name, key=ref.key))]
 
     def input_sources(self, spec: SynthRoundSpec) -> list[tuple[str, Source | None]]:
         return [("model", spec.generator.model), ("reward_model", spec.reward_model),
