@@ -88,7 +88,10 @@ def run_loop(
 
     Raises :class:`DemoFailure` as soon as the loop cannot finish (see ``demo.watchdog``).
     """
-    sh("kubectl", "apply", "--server-side", "--field-manager=synthloop-demo", "-k", str(ROOT / "crds"), env=env)
+    # --force-conflicts: CRDs a plain `kubectl apply` (the README's by-hand steps, a test) installed
+    # on a kept-running cluster are the same files; the demo takes their fields over instead of failing
+    sh("kubectl", "apply", "--server-side", "--force-conflicts", "--field-manager=synthloop-demo", "-k",
+       str(ROOT / "crds"), env=env)
     sh("kubectl", "wait", "--for=condition=Established", "--timeout=60s",
        *[f"crd/{p}.synthloop.io" for p in ("pretrainjobs", "synthrounds", "rewardtrains", "alignjobs")], env=env)
     prepare_namespace(env, namespace)
