@@ -133,3 +133,8 @@ def test_shares_are_scaled_back_from_deepspeeds_averaging() -> None:
     engine.share_losses = False  # pretrain: DDP-style means, handed over as they are
     engine.backward(torch.tensor(0.25))
     assert fake.losses[-1] == 0.25
+
+
+def test_nothing_to_share_runs_no_filler() -> None:
+    assert sharded.steps_per_rank(0, 4) == 0 and sharded.steps_per_rank(129, 128) == 2
+    assert sharded.micro_batches([], total=0, world_size=4, filler=[], deepspeed=True) == []

@@ -58,5 +58,5 @@ def micro_batches(mine: list[list[T]], *, total: int, world_size: int, filler: l
 
 
 def steps_per_rank(total: int, world_size: int) -> int:
-    """Micro-batches every rank runs when ``total`` are shared out (at least one)."""
-    return max(1, -(-total // world_size))
+    """Micro-batches every rank runs when ``total`` are shared out (none when there are none)."""
+    return -(-total // world_size)
