@@ -135,3 +135,12 @@ def test_finetune_memory_shards_like_pretraining_and_counts_pairs() -> None:
     assert z3 == expect
     assert z3.weights + z3.gradients + z3.optimizer == pytest.approx(16 * dims.total_params() / 64)
     assert capacity.finetune_memory(dims, sequences=4, seq_length=256, vocab_logits=False).logits == 0
+
+
+def test_a_pretrainjob_without_deepspeed_is_estimated_unsharded() -> None:
+    """deepspeed: false trains with plain DDP whatever zeroStage says, and the estimate says so."""
+    doc = example("pretrainjob.yaml")
+    assert problems(doc) == []
+    doc["spec"]["deepspeed"] = False
+    (problem,) = problems(doc)
+    assert problem.startswith("spec.parallelism: a 341.0B-parameter model with tensor 8, data 768, zeroStage 0"), problem
