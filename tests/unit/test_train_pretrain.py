@@ -51,7 +51,8 @@ def test_loss_falls_and_crash_resume_matches_uninterrupted(tmp_path: Path) -> No
     run(cfg(tmp_path, "a", "wa", params()))
     la = losses(tmp_path, "a")
     assert len(la) == 16
-    assert sum(la[-4:]) / 4 < sum(la[:4]) / 4 - 0.5  # learning, not noise
+    # learning, not noise: within the first phase (one distribution; the continued phase is other text)
+    assert sum(la[8:12]) / 4 < sum(la[:4]) / 4 - 0.5, la
     store = open_store(env={})
     manifest = verify_manifest(store, f"file://{tmp_path}/a/")
     assert manifest.output("model").uri.startswith(f"file://{tmp_path}/a/model/")
