@@ -103,6 +103,10 @@ d = example("rewardtrain.yaml")
 d["spec"]["evaluation"]["suites"] = [{"type": "rewardWinRate"}]
 d["spec"]["evaluation"]["gates"] = [{"metric": "reward.win_rate", "min": 0.5}]
 case("win-rate-on-a-reward-model", d, "rewardWinRate compares generations of a policy")
+d = example("alignjob.yaml")
+d["spec"]["evaluation"]["backend"] = "vllm"
+d["spec"]["resources"]["gpusPerNode"] = 0
+case("vllm-eval-without-gpus", d, "spec.evaluation.backend: vllm generates only on GPUs")
 
 
 @pytest.mark.parametrize(("name", "doc", "expected"), CASES, ids=[c[0] for c in CASES])

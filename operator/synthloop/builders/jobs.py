@@ -37,10 +37,6 @@ WORKER_UID = 10001
 #: share a host network (hostNetwork pods, the local cluster's process nodes) do not collide.
 RENDEZVOUS_PORTS = (23000, 26000)
 LAUNCHER = ("python", "-m", "synthloop.workers.runtime.launch")
-#: Tasks that run as ranks under torchrun besides the training stages: the eval worker shards
-#: its items across a rank per GPU (data-parallel eval). Synth pods keep one process (vLLM's
-#: tensor parallelism uses the node's GPUs).
-DATA_PARALLEL_TASKS = frozenset({"eval"})
 
 
 @dataclass(frozen=True)
@@ -88,7 +84,7 @@ class JobRequest:
     pods: int = 1
     # Multi-node training: a headless Service named like the Job; ranks from the index.
     rendezvous: bool = False
-    # torchrun launches a rank per GPU (training; eval too: DATA_PARALLEL_TASKS); else one process.
+    # torchrun launches a rank per GPU (builders.stages.RANKED_TASKS: training and eval); else one process.
     distributed: bool = False
     gpus_per_pod: int = 8
     backoff_limit: int = 2
@@ -123,7 +119,7 @@ def nproc_per_node(req: JobRequest) -> int:
 def command(req: JobRequest) -> list[str]:
     """The container command: the worker itself, or torchrun over it for a training or eval stage."""
     worker = ["synthloop-worker", req.config.task]
-    if not (req.distributed or req.config.task in DATA_PARALLEL_TASKS):
+    if not req.distributed:
         return worker
     nnodes = req.pods if req.rendezvous else 1
     argv = [*LAUNCHER, f"--nnodes={nnodes}", f"--nproc-per-node={nproc_per_node(req)}", "--max-restarts=0"]

@@ -28,7 +28,11 @@ from synthloop.api.worker import (
 from synthloop.artifacts.uris import join
 from synthloop.builders.jobs import JobRequest, Owner
 
+#: Tasks whose progress counts optimizer steps (rank 0 speaks for the gang).
 TRAINING_TASKS = frozenset({"pretrain", "reward-train", "align"})
+#: Tasks launched under torchrun with a rank per GPU: training, and eval (data parallel over
+#: items). Synth keeps one process per pod, since vLLM's tensor parallelism takes the node's GPUs.
+RANKED_TASKS = TRAINING_TASKS | {"eval"}
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,6 @@ def job_request(plan: StagePlan, *, owner: Owner, job_name: str, spec_hash: str,
         workdir="",
     )
     return JobRequest(job_name=job_name, stage=plan.stage, config=config, pods=plan.pods,
-                      rendezvous=plan.rendezvous, distributed=plan.task in TRAINING_TASKS,
+                      rendezvous=plan.rendezvous, distributed=plan.task in RANKED_TASKS,
                       gpus_per_pod=plan.gpus_per_pod,
                       backoff_limit=backoff_limit, resources=resources, pod_template=pod_template)

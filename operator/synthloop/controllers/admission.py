@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel
 
+from synthloop.api.v1alpha1.common import Evaluation
 from synthloop.builders.profiles import HardwareProfile
 from synthloop.controllers.kinds import PLUGINS, plugin_for
 from synthloop.controllers.plugin import Checks, Lookup
@@ -27,5 +28,14 @@ def first_pass_problems(kind: str, spec: BaseModel, profile: HardwareProfile, *,
     plugin = plugin_for(kind)
     if not isinstance(spec, plugin.spec_type):
         raise TypeError(f"{kind}: expected a {plugin.spec_type.__name__}, got {type(spec).__name__}")
-    return plugin.first_pass_problems(spec, Checks(profile=profile, plugins=PLUGINS, lookup=lookup,
-                                                    secret_exists=secret_exists))
+    checks = Checks(profile=profile, plugins=PLUGINS, lookup=lookup, secret_exists=secret_exists)
+    return [*plugin.first_pass_problems(spec, checks), *_evaluation_problems(plugin.evaluation(spec), spec)]
+
+
+def _evaluation_problems(evaluation: Evaluation | None, spec: BaseModel) -> list[str]:
+    """What every kind's evaluation needs of its pods: vLLM generates only on GPUs."""
+    resources = getattr(spec, "resources", None)
+    if evaluation is None or evaluation.backend != "vllm" or resources is None or resources.gpus_per_node > 0:
+        return []
+    return [("spec.evaluation.backend: vllm generates only on GPUs, but spec.resources.gpusPerNode is 0; "
+            "expected transformers or auto for CPU pods, or gpusPerNode >= 1")]
