@@ -116,3 +116,12 @@ def test_the_demo_summary_lists_each_models_held_out_accuracy_with_its_stderr() 
     assert lines[2].split() == ["interm-1", "(align-1)", "Promoted", "0.400", "±", "0.060"]
     assert lines[3].split() == ["align-2", "Rejected", "0.300", "±", "0.060"]
     assert held_out_table(build_report("demo", [])) == ""
+
+
+def test_a_must_beat_parent_bound_falls_back_to_the_parents_own_metrics() -> None:
+    objects = loop_objects()
+    align1 = objects[2]
+    align1["spec"]["evaluation"] = {"gates": [{"metric": "gen.arithmetic.acc", "mustBeatParent": True}]}
+    report = build_report("demo", objects)
+    (gate,) = report.nodes["AlignJob/align-1"].gates
+    assert gate.bound == 0.25 and gate.passed is True and "0.250" in gate.rule  # the base's status

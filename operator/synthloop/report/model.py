@@ -83,7 +83,9 @@ def _seconds(start: str | None, end: str | None) -> float | None:
 
 def _gates(spec: dict[str, Any], metrics: dict[str, float], conditions: list[dict[str, Any]],
            baseline_metrics: Any = None) -> list[Gate]:
-    """``baseline_metrics(source) -> metrics | None`` resolves a maxRegression gate's baseline."""
+    """``baseline_metrics(source) -> metrics | None`` resolves a maxRegression gate's baseline, and
+    a mustBeatParent gate's parent (``spec.parent``, else ``spec.baseModel``) when the status has
+    no ``parent.<metric>`` (the operator reuses a parent's known metrics without recording them)."""
     out = []
     for gate in (spec.get("evaluation") or {}).get("gates", []):
         metric = gate["metric"]
@@ -95,6 +97,9 @@ def _gates(spec: dict[str, Any], metrics: dict[str, float], conditions: list[dic
             passed = None if value is None else value >= bound
         elif gate.get("mustBeatParent"):
             parent = metrics.get(f"parent.{metric}")
+            if parent is None and baseline_metrics:  # the parent's own status (its eval ran before)
+                source = spec.get("parent") or spec.get("baseModel") or {}
+                parent = (baseline_metrics(source) or {}).get(metric)
             bound = parent
             rule = "> parent" + (f" ({parent:.3f})" if parent is not None else "")
             passed = None if value is None or parent is None else value > parent
