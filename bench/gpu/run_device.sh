@@ -41,3 +41,14 @@ PY
 timeout 90 python3 -m synthloop.workers.cli pretrain --config /tmp/pretrain-config.json > "$OUT/worker.log" 2>&1
 echo "worker rc=$?"; grep -E '"step"' "$OUT/worker.log" | tail -3; tail -3 "$OUT/worker.log"
 ls /tmp/gpu-run/ 2>/dev/null; python3 -c "import json; m=json.load(open('/tmp/gpu-run/manifest.json')); print('manifest outputs', len(m['outputs']), 'metrics', m['metrics'])"
+
+echo "== the pretrain worker under torchrun: a rank per GPU of this device (DDP, or DeepSpeed when installed)"
+NGPU=$(nvidia-smi -L 2>/dev/null | wc -l); NGPU=${NGPU:-1}; [ "$NGPU" -ge 1 ] || NGPU=1
+sed -e 's#file:///tmp/gpu-run/#file:///tmp/gpu-run-ranks/#' -e 's#"gpu-check"#"gpu-ranks"#' \
+  /tmp/pretrain-config.json > /tmp/pretrain-ranks-config.json
+timeout 150 python3 -m synthloop.workers.runtime.launch --standalone --nnodes=1 --nproc-per-node="$NGPU" \
+  --max-restarts=0 -m synthloop.workers.cli pretrain --config /tmp/pretrain-ranks-config.json \
+  > "$OUT/worker_ranks.log" 2>&1
+echo "torchrun worker rc=$? over $NGPU rank(s)"; grep -E '"step"' "$OUT/worker_ranks.log" | tail -2; tail -3 "$OUT/worker_ranks.log"
+python3 -c "import json; m=json.load(open('/tmp/gpu-run-ranks/manifest.json')); print('ranks', m['counts'].get('ranks'), 'metrics', m['metrics'])" \
+  | tee "$OUT/worker_ranks.txt"
