@@ -18,7 +18,7 @@ from typing import Any
 
 
 def prompts(n: int, seed: int = 0) -> list[list[dict[str, str]]]:
-    from synthloop.workers.synth.families.math import TEMPLATES, make_problem
+    from synthloop.problems import TEMPLATES, make_problem
     from synthloop.workers.synth.families.seeds import QUESTION_TEMPLATES, TOPICS
 
     rng = random.Random(seed)

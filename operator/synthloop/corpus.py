@@ -11,6 +11,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 
+from synthloop.problems import training_problem
+from synthloop.verifiers.math import format_answer
+
 NAMES = ("Tom", "Ana", "Ben", "Mia", "Leo", "Zoe", "Sam", "Ivy", "Max", "Eva", "Kai", "Lia")
 ITEMS = ("apples", "books", "coins", "pens", "cards", "stones", "shells", "cups", "stamps", "eggs")
 PLACES = ("park", "market", "school", "garden", "river", "library", "kitchen", "harbor")
@@ -74,11 +77,7 @@ def equation(rng: random.Random) -> str:
 
 def math_word_problem(rng: random.Random) -> str:
     """A level-1 word problem of the synth worker's templates with its worked answer, never one
-    held out for evaluation (``families.math.held_out``)."""
-    # imported here: the workers import this module
-    from synthloop.verifiers.math import format_answer
-    from synthloop.workers.synth.families.math import training_problem
-
+    held out for evaluation (``synthloop.problems.held_out``)."""
     text, answer, solution = training_problem(rng.choice(MATH_KEYWORDS), rng, 1)
     return f"Question: {text}\nAnswer: {solution} The answer is {format_answer(answer)}."
 

@@ -8,13 +8,13 @@ import pytest
 
 from synthloop import corpus
 from synthloop.demo import seed
-from synthloop.workers.eval.suites.generative import arithmetic_items
-from synthloop.workers.synth.families.math import (
+from synthloop.problems import (
     TEMPLATES,
     held_out,
     held_out_problem,
     training_problem,
 )
+from synthloop.workers.eval.suites.generative import arithmetic_items
 
 pytestmark = pytest.mark.unit
 

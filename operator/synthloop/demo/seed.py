@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from synthloop.corpus import english_sentence
+from synthloop.problems import training_problem
 from synthloop.verifiers.instructions import FinalAnswer
 from synthloop.verifiers.math import check_answer, extract_answer, format_answer
-from synthloop.workers.synth.families.math import training_problem
 
 ATTRIBUTES = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
 #: The scalar reward of examples/loop's RewardTrain (spec.weights): pairs are ranked by it.

@@ -16,7 +16,7 @@ Task files are JSONL rows ``{"prompt" | "messages", "answer"?, "tests"?, "instru
 "kwargs"?, "solution"?}``; ``solution`` (else ``Answer: <answer>``) is a shot's assistant turn.
 The built-in ``arithmetic`` task is the synth worker's level-1 math problems (addition,
 subtraction, multiplication, division of one-digit operands) drawn from a seed of its own among
-the problems ``families.math.held_out`` reserves (no training data poses them), scored on the value;
+the problems ``synthloop.problems.held_out`` reserves (no training data poses them), scored on the value;
 ``arithmetic_format`` is the same problems scored only on their instruction (a final
 ``Answer: <value>`` line).
 """
@@ -72,9 +72,9 @@ def stderr_of_mean(p: float, n: int) -> float:
 
 def arithmetic_items(n: int, *, seed: int) -> list[GenItem]:
     """``n`` level-1 problems with exact answers and worked solutions, from ``seed``."""
+    from synthloop.problems import held_out_problem
     from synthloop.verifiers.instructions import FinalAnswer
     from synthloop.verifiers.math import format_answer
-    from synthloop.workers.synth.families.math import held_out_problem
 
     rng = random.Random(f"generative:arithmetic:{seed}")
     suffix = FinalAnswer.build().description()

@@ -11,8 +11,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from synthloop.problems import LEVELS
 from synthloop.workers.synth.families.base import FamilyContext, PromptItem
-from synthloop.workers.synth.families.math import LEVELS, classify_keywords
+from synthloop.workers.synth.families.math import classify_keywords
 
 
 @dataclass(frozen=True)
