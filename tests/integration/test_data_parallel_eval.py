@@ -9,10 +9,6 @@ writes it and the manifest.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,6 +16,7 @@ from typing import Any
 from synthloop.artifacts.manifest import verify_manifest
 from synthloop.artifacts.store import open_store
 from synthloop.corpus import preference_rows
+from tests.integration.ranks import run_worker, worker_events
 
 #: Odd limits, so the two ranks' slices are unequal (3 + 2 items).
 SUITES: list[dict[str, Any]] = [
@@ -29,26 +26,6 @@ SUITES: list[dict[str, Any]] = [
     {"type": "rewardWinRate", "tasks": ["arithmetic"], "limit": 5},
     {"type": "preferenceAccuracy", "limit": 9},
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _events(text: str) -> list[dict[str, Any]]:
-    """The JSON event lines of the ranks, which share stdout and may interleave on a line."""
-    decoder, out, i = json.JSONDecoder(), [], text.find('{"event"')
-    while i >= 0:
-        try:
-            obj, end = decoder.raw_decode(text, i)
-        except json.JSONDecodeError:
-            end = i + 1
-        else:
-            out.append(obj)
-        i = text.find('{"event"', end)
-    return out
 
 
 def _models(root: Path) -> dict[str, Path]:
@@ -64,19 +41,6 @@ def _models(root: Path) -> dict[str, Path]:
     torch.manual_seed(5)
     reward = save_model(build_reward_model(cand), load_tokenizer(cand), root / "reward")
     return {"model": cand, "baseline_model": base, "reward_model": reward}
-
-
-def _run(cfg: dict[str, Any], *, ranks: int) -> str:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_", "MASTER_", "JOB_COMPLETION_INDEX"))}
-    env.update(SYNTHLOOP_WORKER_CONFIG=json.dumps(cfg), SYNTHLOOP_CPU_RANKS=str(ranks), CUDA_VISIBLE_DEVICES="")
-    cli = ["-m", "synthloop.workers.cli", "eval"]
-    argv = [sys.executable, *cli] if ranks == 1 else [
-        sys.executable, "-m", "synthloop.workers.runtime.launch", "--nproc-per-node", str(ranks),
-        "--master-addr", "127.0.0.1", "--master-port", str(_free_port()), *cli]
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
-    assert proc.returncode == 0, f"eval x{ranks} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc.stdout
 
 
 def test_two_gloo_ranks_give_the_one_process_metrics(local_cluster: Any, s3_env: dict[str, str],
@@ -96,9 +60,10 @@ def test_two_gloo_ranks_give_the_one_process_metrics(local_cluster: Any, s3_env:
     logs: dict[int, str] = {}
     for ranks in (1, 2):
         out[ranks] = f"{root}/eval-x{ranks}/"
-        logs[ranks] = _run({"task": "eval", "namespace": "dp-eval", "kind": "AlignJob", "name": "dp",
-                            "uid": "u", "output": out[ranks], "workdir": str(tmp_path / f"w{ranks}"),
-                            "inputs": inputs, "params": params, "spec_hash": "abc"}, ranks=ranks)
+        cfg = {"task": "eval", "namespace": "dp-eval", "kind": "AlignJob", "name": "dp", "uid": "u",
+               "output": out[ranks], "workdir": str(tmp_path / f"w{ranks}"), "inputs": inputs,
+               "params": params, "spec_hash": "abc"}
+        logs[ranks] = run_worker("eval", cfg, ranks=ranks)
 
     one, two = (store.get_json(out[r] + "metrics.json") for r in (1, 2))
     assert one == two, f"1 process: {one}\n2 ranks:   {two}"
@@ -106,7 +71,7 @@ def test_two_gloo_ranks_give_the_one_process_metrics(local_cluster: Any, s3_env:
                                    "reward.win_rate", "preference.accuracy"}
     assert one["counts"]["mc.colors.acc"] == 7 and one["counts"]["preference.accuracy"] == 9
 
-    events = _events(logs[2])
+    events = worker_events(logs[2])
     # every suite's items split into two disjoint contiguous slices that cover them all
     shares: dict[str, dict[int, list[int]]] = {}
     for e in events:
@@ -118,7 +83,7 @@ def test_two_gloo_ranks_give_the_one_process_metrics(local_cluster: Any, s3_env:
         assert (a0, b0, a1, b1) == (0, a1, b0, n) and 0 < b0 < n, (what, by_rank)
     # metrics.json and the manifest once, by rank 0
     assert sum(e["event"] == "finished" for e in events) == 1, logs[2][-3000:]
-    assert not [e for e in _events(logs[1]) if e["event"] == "rank-share"]
+    assert not [e for e in worker_events(logs[1]) if e["event"] == "rank-share"]
     manifest = verify_manifest(store, out[2])
     assert manifest.extra["ranks"] == 2 and manifest.extra["generation_backend"] == "transformers"
     assert manifest.metrics == two["metrics"]

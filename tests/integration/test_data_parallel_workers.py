@@ -9,10 +9,6 @@ No cluster: ``file://`` inputs and outputs, the launcher a pod runs
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +17,12 @@ import pytest
 from synthloop.artifacts.manifest import verify_manifest
 from synthloop.artifacts.store import open_store
 from synthloop.corpus import preference_rows, rating_rows, sft_rows
+from tests.integration.ranks import run_worker, worker_events
 
 #: fp32 on CPU. Align runs the one-process micro-batches, so two ranks match bitwise (measured
 #: 0); reward-train scores a rank's rows in one shorter forward (other matmul shapes), measured
 #: 6.2e-7 after 6 AdamW steps (printed by the test). The bound is 1e-5.
 WEIGHT_TOLERANCE = 1e-5
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -49,31 +40,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def _run(task: str, params: dict[str, Any], inputs: dict[str, str], out: Path, *, ranks: int) -> str:
     cfg = {"task": task, "output": f"file://{out}/", "workdir": str(out.parent / f"{out.name}-work"),
            "inputs": inputs, "params": params}
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SYNTHLOOP_S3", "AWS_", "RANK", "WORLD_SIZE", "LOCAL_", "MASTER_"))}
-    env.update(SYNTHLOOP_WORKER_CONFIG=json.dumps(cfg), SYNTHLOOP_CPU_RANKS=str(ranks),
-               CUDA_VISIBLE_DEVICES="")
-    cli = ["-m", "synthloop.workers.cli", task]
-    argv = [sys.executable, *cli] if ranks == 1 else [
-        sys.executable, "-m", "synthloop.workers.runtime.launch", "--nproc-per-node", str(ranks),
-        "--master-addr", "127.0.0.1", "--master-port", str(_free_port()), *cli]
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
-    assert proc.returncode == 0, f"{task} x{ranks} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc.stdout
-
-
-def _events(text: str) -> list[dict[str, Any]]:
-    """The JSON event lines of the ranks, which share stdout and may interleave on a line."""
-    decoder, out, i = json.JSONDecoder(), [], text.find('{"event"')
-    while i >= 0:
-        try:
-            obj, end = decoder.raw_decode(text, i)
-        except json.JSONDecodeError:
-            end = i + 1
-        else:
-            out.append(obj)
-        i = text.find('{"event"', end)
-    return out
+    return run_worker(task, cfg, ranks=ranks, drop_env=("SYNTHLOOP_S3", "AWS_"))
 
 
 def _weights(model_dir: Path) -> dict[str, Any]:
@@ -85,7 +52,7 @@ def _weights(model_dir: Path) -> dict[str, Any]:
 def _compare(task: str, params: dict[str, Any], inputs: dict[str, str], tmp: Path, *, global_batch: int) -> None:
     _run(task, params, inputs, tmp / "one", ranks=1)
     logs = _run(task, params, inputs, tmp / "two", ranks=2)
-    events = _events(logs)
+    events = worker_events(logs)
     # each rank took a disjoint share of the first global batch, together all of it
     shares = {e["rank"]: e["rows"] for e in events if e["event"] == "rank-share"}
     assert set(shares) == {0, 1}, logs[-3000:]
