@@ -107,7 +107,8 @@ def resolve_inputs(run: RunState, adm: Admitted) -> dict[str, Resolved]:
     """Every input (and the parent a gate or a win rate compares with), or stop the pass waiting."""
     resolved: dict[str, Resolved] = {}
     waiting: list[Waiting] = []
-    for role, source in adm.plugin.inputs(adm.spec):
+
+    def take(role: str, source: Source) -> None:
         res = resolve(run, role, source, adm.lookup)
         if isinstance(res, Invalid):
             raise run.fail(res.reason, res.message)
@@ -115,6 +116,9 @@ def resolve_inputs(run: RunState, adm: Admitted) -> dict[str, Resolved]:
             waiting.append(res)
         else:
             resolved[role] = res
+
+    for role, source in adm.plugin.inputs(adm.spec):
+        take(role, source)
     if not waiting and _needs_parent(adm):
         parent = adm.plugin.parent_source(adm.spec, adm.lookup)
         if parent is None:
@@ -126,13 +130,7 @@ def resolve_inputs(run: RunState, adm: Admitted) -> dict[str, Resolved]:
                     "or take spec.data from a SynthRound (its generator is the parent)",
                 )
         else:
-            res = resolve(run, PARENT_ROLE, parent, adm.lookup)
-            if isinstance(res, Invalid):
-                raise run.fail(res.reason, res.message)
-            if isinstance(res, Waiting):
-                waiting.append(res)
-            else:
-                resolved[PARENT_ROLE] = res
+            take(PARENT_ROLE, parent)
     if waiting:
         raise _wait(run, waiting)
     run.cond("InputsReady", True, R.RESOLVED,
