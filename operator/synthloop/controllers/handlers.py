@@ -156,7 +156,13 @@ def watch_namespaces(cli: list[str] | None) -> list[str]:
     return list(WATCHED)
 
 
-@kopf.on.startup()
+#: Seconds between tries of a failed startup. kopf's default is 60; the usual failure is an
+#: operator started right after `kubectl apply -k crds`, while the apiserver still answers the
+#: new kinds' LISTs with 429 "storage is (re)initializing" for a second or two.
+STARTUP_BACKOFF = 2.0
+
+
+@kopf.on.startup(backoff=STARTUP_BACKOFF)
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # kopf's own bookkeeping goes into annotations: the CRD's status schema is typed and
     # would prune a `status.kopf` field, and our status must hold only what people read.
